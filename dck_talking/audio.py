@@ -1,0 +1,120 @@
+"""Audio front end, compatible with Wav2Lip so its pretrained audio encoder can be imported.
+
+`load_audio` decodes the sound of any file FFmpeg reads (through PyAV, no system ffmpeg),
+`melspectrogram` is the Wav2Lip recipe (DESIGN §2) and `frame_windows` cuts the 16-step
+mel window that belongs to each video frame.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import librosa
+import numpy as np
+import scipy.signal
+import torch
+
+from .errors import InputError
+
+SAMPLE_RATE = 16000
+N_FFT = 800
+HOP = 200
+N_MELS = 80
+FMIN = 55.0
+FMAX = 7600.0
+PREEMPHASIS = 0.97
+REF_LEVEL_DB = 20.0
+MIN_LEVEL_DB = -100.0
+MAX_ABS = 4.0
+MEL_STEPS_PER_SECOND = SAMPLE_RATE // HOP  # 80
+WINDOW = 16  # mel steps per frame window (0.2 s)
+SILENCE = -MAX_ABS  # the normalised value of silence (and of padding)
+
+_MEL_BASIS = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
+
+
+def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode the first audio stream of `path` to mono float32 at `sr` Hz.
+
+    Works for audio files (wav, flac, mp3, ogg, m4a, ...) and the sound track of video
+    containers (mp4, mov, mkv, webm). Raises `InputError` naming the file otherwise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise InputError(path, f"not a readable media file ({exc.strerror or exc})") from None
+    with container:
+        if not container.streams.audio:
+            raise InputError(path, "has no audio stream")
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        # Resample in planar float, then average the channels (FFmpeg's own downmix scales by 1/sqrt(2)).
+        resampler = av.AudioResampler(format="fltp", rate=sr)
+        chunks: list[np.ndarray] = []
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().mean(axis=0))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().mean(axis=0))
+        except av.FFmpegError as exc:
+            raise InputError(path, f"audio stream cannot be decoded ({exc.strerror or exc})") from None
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def melspectrogram(wav: np.ndarray) -> np.ndarray:
+    """Normalised log-mel spectrogram, shape (80, T) with T = len(wav) // 200 + 1, values in [-4, 4]."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (n,), got {wav.shape}")
+    if len(wav) == 0:
+        return np.full((N_MELS, 1), SILENCE, dtype=np.float32)
+    emphasised = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav)
+    # librosa >= 0.10 pads with zeros by default; Wav2Lip's librosa 0.7 reflected. A signal shorter
+    # than half a window cannot be reflected and is zero-padded (librosa warns; that case is expected).
+    pad_mode = "reflect" if len(emphasised) > N_FFT // 2 else "constant"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large")
+        spec = np.abs(librosa.stft(emphasised, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT,
+                                   window="hann", center=True, pad_mode=pad_mode))
+    db = 20.0 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - REF_LEVEL_DB
+    norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / -MIN_LEVEL_DB - MAX_ABS
+    return np.clip(norm, -MAX_ABS, MAX_ABS).astype(np.float32)
+
+
+def window_starts(n_frames: int, fps: float | Fraction, n_steps: int) -> np.ndarray:
+    """Start index of each frame's 16-step window: `int(i * 80 / fps)`, right-aligned at the end.
+
+    Integer and `Fraction` rates are computed exactly (no float rounding at 25 or 30 fps).
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    rate = Fraction(fps) if isinstance(fps, (int, Fraction)) else Fraction(fps).limit_denominator(100000)
+    starts = np.array([math.floor(i * MEL_STEPS_PER_SECOND / rate) for i in range(n_frames)], dtype=np.int64)
+    return np.minimum(starts, max(n_steps - WINDOW, 0))
+
+
+def frame_windows(mel: np.ndarray, n_frames: int, fps: float | Fraction) -> torch.Tensor:
+    """The mel window of every video frame, shape (n_frames, 1, 80, 16), float32.
+
+    Audio shorter than one window is padded with silence, so the result is always finite.
+    """
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim != 2 or mel.shape[0] != N_MELS:
+        raise ValueError(f"expected a mel spectrogram of shape (80, T), got {mel.shape}")
+    if mel.shape[1] < WINDOW:
+        mel = np.pad(mel, ((0, 0), (0, WINDOW - mel.shape[1])), constant_values=SILENCE)
+    mel = np.nan_to_num(mel, nan=SILENCE, posinf=MAX_ABS, neginf=-MAX_ABS)
+    starts = window_starts(n_frames, fps, mel.shape[1])
+    index = starts[:, None] + np.arange(WINDOW)[None, :]  # (n_frames, 16)
+    windows = mel[:, index].transpose(1, 0, 2)  # (n_frames, 80, 16)
+    return torch.from_numpy(np.ascontiguousarray(windows)).unsqueeze(1)

@@ -1,0 +1,110 @@
+"""The adapted U-Net (DESIGN §1): 5 down-sampling layers, DCK middle layers, 5 up-sampling layers.
+
+The network sees the face crop, takes its middle-layer kernels from the audio, and predicts an
+attention mask `alpha` and a motion image `motion`; the result is `frame * (1 - alpha) + motion * alpha`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .dynamic_conv import DynamicConv2d, KernelGenerator
+
+
+@dataclass
+class TalkerOutput:
+    """What the talker returns, all (B, C, S, S) in [0, 1]: the blended `output` (3 channels),
+    the attention mask `alpha` (1 channel) and the motion image `motion` (3 channels)."""
+
+    output: torch.Tensor
+    alpha: torch.Tensor
+    motion: torch.Tensor
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def up_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    """Doubles the resolution: transposed conv (kernel 4, stride 2) + BatchNorm + ReLU."""
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class DCKMiddle(nn.Module):
+    """The middle layers: DCK layers whose kernels come from the audio, each + BatchNorm + ReLU."""
+
+    def __init__(self, channels: int, layers: int, kernel_size: int, feature_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.generators = nn.ModuleList(
+            KernelGenerator(feature_dim, hidden, channels, channels, kernel_size) for _ in range(layers))
+        self.convs = nn.ModuleList(DynamicConv2d(channels, channels, kernel_size) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        for generate, conv, norm in zip(self.generators, self.convs, self.norms):
+            weight, bias = generate(audio)
+            x = torch.relu(norm(conv(x, weight.to(x.dtype), bias.to(x.dtype))))
+        return x
+
+
+class ConcatMiddle(nn.Module):
+    """The "w/o DCK" ablation: the audio feature is projected, tiled and concatenated to the
+    bottleneck, followed by ordinary (static) convolutions of the same size."""
+
+    def __init__(self, channels: int, layers: int, kernel_size: int, feature_dim: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(feature_dim, channels)
+        self.convs = nn.Sequential(conv_bn_relu(2 * channels, channels, kernel_size),
+                                   *(conv_bn_relu(channels, channels, kernel_size) for _ in range(layers - 1)))
+
+    def forward(self, x: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        tiled = self.project(audio).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        return self.convs(torch.cat([x, tiled], dim=1))
+
+
+class DCKUNet(nn.Module):
+    """Face crop (B, 3, S, S) in [0, 1] + audio features (B, D) -> `TalkerOutput`.
+
+    Widths: `down_channels` for the first four down layers, `dck_channels` for the fifth and the
+    middle; the up path mirrors them with skip connections, ending at `down_channels[0] // 2`.
+    """
+
+    def __init__(self, down_channels: list[int], dck_channels: int, dck_layers: int, dck_kernel_size: int,
+                 feature_dim: int, kernel_hidden: int, use_dck: bool, use_blending: bool) -> None:
+        super().__init__()
+        widths = [*down_channels, dck_channels]
+        ins = [3, *widths[:-1]]
+        self.down = nn.ModuleList(conv_bn_relu(cin, cout, 3, 2) for cin, cout in zip(ins, widths))
+        if use_dck:
+            self.middle: nn.Module = DCKMiddle(dck_channels, dck_layers, dck_kernel_size, feature_dim, kernel_hidden)
+        else:
+            self.middle = ConcatMiddle(dck_channels, dck_layers, dck_kernel_size, feature_dim)
+        # Up layer j doubles the resolution; from the second on, its input also has the skip of that size.
+        outs = [*reversed(down_channels), max(down_channels[0] // 2, 4)]
+        up_ins = [dck_channels, *(2 * c for c in reversed(down_channels))]
+        self.up = nn.ModuleList(up_bn_relu(cin, cout) for cin, cout in zip(up_ins, outs))
+        self.head = nn.Conv2d(outs[-1] + 3, 4, 3, 1, 1)
+        self.use_blending = use_blending
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> TalkerOutput:
+        x = frames * 2 - 1
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        x = self.middle(x, audio)
+        skips.pop()  # the bottleneck itself feeds the middle
+        for layer in self.up:
+            x = layer(x)
+            x = torch.cat([x, skips.pop() if skips else frames * 2 - 1], dim=1)
+        out = torch.sigmoid(self.head(x))
+        motion = out[:, 1:]
+        if not self.use_blending:
+            return TalkerOutput(output=motion, alpha=torch.ones_like(out[:, :1]), motion=motion)
+        alpha = out[:, :1]
+        return TalkerOutput(output=frames * (1 - alpha) + motion * alpha, alpha=alpha, motion=motion)

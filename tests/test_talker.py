@@ -1,0 +1,171 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dck_talking import CheckpointError, DCKTalker
+from dck_talking.model.audio_encoder import LAYERS
+from dck_talking.model.unet import ConcatMiddle, DCKMiddle
+
+TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
+
+
+def inputs(batch=2, size=64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, size, size, generator=generator), torch.randn(batch, 1, 80, 16, generator=generator)
+
+
+def test_paper_preset_has_the_papers_sizes():
+    model = DCKTalker.from_preset("paper")
+    assert model.image_size == 256
+    assert len(model.unet.down) == 5 and len(model.unet.up) == 5
+    middle = model.unet.middle
+    assert isinstance(middle, DCKMiddle) and len(middle.convs) == 4
+    for conv in middle.convs:
+        assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (256, 256, 1)
+    for generator in middle.generators:  # l x c_out x (c_in * ks * ks + 1) per frame
+        assert generator.net[-1].out_features == 256 * (256 * 1 * 1 + 1)
+
+
+def test_outputs_blend_mask_and_motion():
+    model = DCKTalker(**TINY).eval()
+    frames, mels = inputs()
+    with torch.no_grad():
+        result = model(frames, mels)
+    assert result.output.shape == frames.shape
+    assert result.alpha.shape == (2, 1, 64, 64) and result.motion.shape == (2, 3, 64, 64)
+    for tensor in (result.output, result.alpha, result.motion):
+        assert tensor.min() >= 0 and tensor.max() <= 1
+    torch.testing.assert_close(result.output, frames * (1 - result.alpha) + result.motion * result.alpha)
+
+
+def test_audio_changes_the_output():
+    model = DCKTalker(**TINY).eval()
+    frames, mels = inputs()
+    with torch.no_grad():
+        first = model(frames, mels).output
+        second = model(frames, torch.randn_like(mels)).output
+        from_features = model(frames, audio_features=model.encode_audio(mels)).output
+    assert (first - second).abs().max() > 1e-4
+    torch.testing.assert_close(first, from_features)
+    with pytest.raises(ValueError, match="exactly one"):
+        model(frames)
+
+
+def test_ablations():
+    frames, mels = inputs()
+    no_dck = DCKTalker(**TINY, use_dck=False).eval()
+    assert isinstance(no_dck.unet.middle, ConcatMiddle)
+    no_blend = DCKTalker(**TINY, use_blending=False).eval()
+    with torch.no_grad():
+        assert no_dck(frames, mels).output.shape == frames.shape
+        result = no_blend(frames, mels)
+    torch.testing.assert_close(result.output, result.motion)
+    assert (result.alpha == 1).all()
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        DCKTalker.from_preset("huge")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        DCKTalker(**{**TINY, "image_size": 100})
+
+
+def test_hub_round_trip_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = DCKTalker(**TINY, use_blending=True).eval()
+    frames, mels = inputs()
+    model.save_pretrained(tmp_path / "ckpt")
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["dck_layers"] == 2 and config["down_channels"] == [4, 8, 8, 16]
+    assert load_file(tmp_path / "ckpt" / "model.safetensors").keys() == model.state_dict().keys()
+    card = (tmp_path / "ckpt" / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: dck-talking" in card and "| `dck_channels` | `16` |" in card
+
+    loaded = DCKTalker.from_pretrained(tmp_path / "ckpt")
+    assert not loaded.training
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames, mels).output, model(frames, mels).output, rtol=0, atol=0)
+
+
+def test_model_card_carries_metrics(tmp_path):
+    DCKTalker(**TINY).save_pretrained(tmp_path, model_card_kwargs={"metrics": {"PSNR": 31.5, "LMD": 1.44}})
+    card = (tmp_path / "README.md").read_text()
+    assert "| PSNR | 31.5 |" in card and "| LMD | 1.44 |" in card
+
+
+def test_checkpoint_errors_are_clear(tmp_path):
+    folder = tmp_path / "ckpt"
+    DCKTalker(**TINY).save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+
+    weights.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupt"):
+        DCKTalker.from_pretrained(folder)
+
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        DCKTalker.from_pretrained(folder)
+
+    weights.write_bytes(data)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "dck_channels": 32, "down_channels": [4, 8, 8, 32]}))
+    with pytest.raises(CheckpointError, match="weights do not match config.json"):
+        DCKTalker.from_pretrained(folder)
+
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
+        DCKTalker.from_pretrained(folder)
+
+
+def wav2lip_state_dict(prefix="module."):
+    """A state dict laid out like a Wav2Lip checkpoint: audio encoder blocks plus unrelated face encoder keys."""
+    generator = torch.Generator().manual_seed(1)
+    state = {f"{prefix}face_encoder_blocks.0.0.conv_block.0.weight": torch.zeros(16, 6, 7, 7)}
+    for i, (cin, cout, kernel, *_rest) in enumerate(LAYERS):
+        base = f"{prefix}audio_encoder.{i}.conv_block"
+        state[f"{base}.0.weight"] = torch.randn(cout, cin, kernel, kernel, generator=generator)
+        state[f"{base}.0.bias"] = torch.randn(cout, generator=generator)
+        state[f"{base}.1.weight"] = torch.rand(cout, generator=generator) + 0.5
+        state[f"{base}.1.bias"] = torch.randn(cout, generator=generator)
+        state[f"{base}.1.running_mean"] = torch.randn(cout, generator=generator)
+        state[f"{base}.1.running_var"] = torch.rand(cout, generator=generator) + 0.5
+        state[f"{base}.1.num_batches_tracked"] = torch.tensor(1000)
+    return state
+
+
+@pytest.mark.parametrize("prefix", ["module.", ""])
+def test_wav2lip_audio_encoder_import(tmp_path, prefix):
+    state = wav2lip_state_dict(prefix)
+    torch.save({"state_dict": state, "global_step": 10, "global_epoch": 2}, tmp_path / "wav2lip.pth")
+    model = DCKTalker(**TINY)
+    model.load_wav2lip_audio_encoder(tmp_path / "wav2lip.pth")
+    loaded = model.audio_encoder.state_dict()
+    for i in range(len(LAYERS)):
+        key = f"{i}.conv_block.0.weight"
+        torch.testing.assert_close(loaded[key], state[f"{prefix}audio_encoder.{key}"])
+        key = f"{i}.conv_block.1.running_var"
+        torch.testing.assert_close(loaded[key], state[f"{prefix}audio_encoder.{key}"])
+
+
+def test_wav2lip_import_errors(tmp_path):
+    model = DCKTalker(**TINY)
+    state = wav2lip_state_dict()
+    state["module.audio_encoder.3.conv_block.0.weight"] = torch.zeros(64, 32, 5, 5)
+    torch.save({"state_dict": state}, tmp_path / "bad_shape.pth")
+    with pytest.raises(CheckpointError, match=r"audio_encoder.3.conv_block.0.weight has shape \(64, 32, 5, 5\)"):
+        model.load_wav2lip_audio_encoder(tmp_path / "bad_shape.pth")
+
+    state = wav2lip_state_dict()
+    del state["module.audio_encoder.12.conv_block.1.bias"]
+    torch.save({"state_dict": state}, tmp_path / "missing.pth")
+    with pytest.raises(CheckpointError, match="keys do not match.*12.conv_block.1.bias"):
+        model.load_wav2lip_audio_encoder(tmp_path / "missing.pth")
+
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pth: not a loadable PyTorch checkpoint"):
+        model.load_wav2lip_audio_encoder(tmp_path / "junk.pth")
