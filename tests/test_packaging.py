@@ -1,0 +1,28 @@
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+from dck_talking import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_requirements_txt_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    space = [line for line in lines if line and not line.startswith("#")]
+    assert sorted(map(str, map(Requirement, space))) == sorted(map(str, map(Requirement, project)))
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_line = next(line for line in readme.splitlines() if "pytest" in line and line.startswith("pip install"))
+    assert test_line.split("  #")[0].strip() in ci
+
+
+def test_cli_bench_runs(capsys):
+    assert cli.main(["bench", "--presets", "compact", "--batch-sizes", "1", "--dtypes", "fp32", "--seconds", "0"]) == 0
+    table = capsys.readouterr().out
+    assert "| compact | 5." in table and "| fp32 | 1 |" in table
