@@ -91,20 +91,22 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
     return np.clip(norm, -MAX_ABS, MAX_ABS).astype(np.float32)
 
 
-def window_starts(n_frames: int, fps: float | Fraction, n_steps: int) -> np.ndarray:
-    """Start index of each frame's 16-step window: `int(i * 80 / fps)`, right-aligned at the end.
+def window_starts(n_frames: int, fps: float | Fraction, n_steps: int, first: int = 0) -> np.ndarray:
+    """Start index of the 16-step window of frames `first .. first + n_frames - 1`:
+    `int(i * 80 / fps)`, right-aligned at the end of the spectrogram.
 
     Integer and `Fraction` rates are computed exactly (no float rounding at 25 or 30 fps).
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     rate = Fraction(fps) if isinstance(fps, (int, Fraction)) else Fraction(fps).limit_denominator(100000)
-    starts = np.array([math.floor(i * MEL_STEPS_PER_SECOND / rate) for i in range(n_frames)], dtype=np.int64)
+    frames = range(first, first + n_frames)
+    starts = np.array([math.floor(i * MEL_STEPS_PER_SECOND / rate) for i in frames], dtype=np.int64)
     return np.minimum(starts, max(n_steps - WINDOW, 0))
 
 
-def frame_windows(mel: np.ndarray, n_frames: int, fps: float | Fraction) -> torch.Tensor:
-    """The mel window of every video frame, shape (n_frames, 1, 80, 16), float32.
+def frame_windows(mel: np.ndarray, n_frames: int, fps: float | Fraction, first: int = 0) -> torch.Tensor:
+    """The mel windows of video frames `first .. first + n_frames - 1`, shape (n_frames, 1, 80, 16).
 
     Audio shorter than one window is padded with silence, so the result is always finite.
     """
@@ -114,7 +116,7 @@ def frame_windows(mel: np.ndarray, n_frames: int, fps: float | Fraction) -> torc
     if mel.shape[1] < WINDOW:
         mel = np.pad(mel, ((0, 0), (0, WINDOW - mel.shape[1])), constant_values=SILENCE)
     mel = np.nan_to_num(mel, nan=SILENCE, posinf=MAX_ABS, neginf=-MAX_ABS)
-    starts = window_starts(n_frames, fps, mel.shape[1])
+    starts = window_starts(n_frames, fps, mel.shape[1], first)
     index = starts[:, None] + np.arange(WINDOW)[None, :]  # (n_frames, 16)
     windows = mel[:, index].transpose(1, 0, 2)  # (n_frames, 80, 16)
     return torch.from_numpy(np.ascontiguousarray(windows)).unsqueeze(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import DCKError
@@ -17,9 +18,29 @@ def _bench(args: argparse.Namespace) -> None:
     print(bench.format_table(rows, device))
 
 
+def _load_model(checkpoint: str | None):
+    from .model import DCKTalker
+
+    if checkpoint is None:
+        print("dck-talking: no --checkpoint given: using an untrained 'compact' model (random weights)",
+              file=sys.stderr)
+        return DCKTalker.from_preset("compact")
+    return DCKTalker.from_pretrained(checkpoint)
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from .pipeline import TalkingFacePipeline
+
+    pipe = TalkingFacePipeline(_load_model(args.checkpoint), device=args.device, batch_size=args.batch_size)
+    summary = pipe.generate(args.face, args.audio, args.out, length=args.length, face_index=args.face_index,
+                            fps=args.fps, progress=True)
+    print(summary)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DTYPES
     from .model import PRESETS
+    from .timeline import POLICIES
 
     parser = argparse.ArgumentParser(prog="dck-talking", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -31,10 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time spent on each row, at least 2 calls")
     bench.set_defaults(func=_bench)
+
+    generate = commands.add_parser("generate", help="lip-sync a face video or photo to a speech recording")
+    generate.add_argument("--face", required=True, help="face video (any format FFmpeg reads) or photo")
+    generate.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound is used")
+    generate.add_argument("--out", required=True, help="output video (.mp4)")
+    generate.add_argument("--checkpoint", help="checkpoint folder or Hugging Face Hub repo id")
+    generate.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    generate.add_argument("--length", default="pingpong", choices=POLICIES,
+                          help="how a video shorter than the audio is extended (default: pingpong)")
+    generate.add_argument("--face-index", type=int, default=0, help="which face when there are several, 0 = largest")
+    generate.add_argument("--batch-size", type=int, default=8)
+    generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
+    generate.set_defaults(func=_generate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's native log lines off the terminal
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -78,6 +78,7 @@ def test_frame_windows_slices_and_right_aligns():
     assert windows[5, 0, 0, 0].item() == 16 and windows[5, 0, 3, 15].item() == 31
     # Frame 30 would start at 96 > 100 - 16: the last windows end at the spectrogram's end.
     assert windows[30, 0, 0].tolist() == list(range(84, 100))
+    assert frame_windows(mel, 5, fps=25, first=28).tolist() == windows[28:33].tolist()  # in chunks
 
 
 def test_frame_windows_pads_short_audio_without_nan():

@@ -1,0 +1,268 @@
+"""`TalkingFacePipeline`: face video or photo + speech -> lip-synced video, streaming end to end.
+
+reader (frames at a constant rate) -> face tracker (crop transforms) -> crop to the model size ->
+batch on the device -> DCKTalker -> paste the motion image back under its attention mask ->
+writer (H.264 + AAC). The audio is turned into mel windows once up front; frames flow through in
+batches, so memory does not grow with the length of the video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import islice, repeat
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import audio as audio_lib
+from .errors import InputError
+from .face import FaceTracker, paste_back, warp_to_crop
+from .image import is_image, read_image
+from .model import DCKTalker
+from .timeline import POLICIES, output_frame_count, source_indices
+from .video import VideoWriter, count_frames, iter_frames, iter_frames_at, probe
+
+PHOTO_FPS = 25
+SILENCE_PEAK = 1e-4  # a peak below this (about -80 dBFS) counts as silent audio
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Summary:
+    """What one generation did."""
+
+    output: Path
+    frames: int = 0
+    faces: int = 0
+    passed_through: int = 0
+    seconds: float = 0.0
+    fps_source: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps_achieved(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.output}: {self.frames} frames at {self.fps_source:.2f} fps, face found in {self.faces}, "
+                f"{self.passed_through} passed through unchanged; {self.fps_achieved:.1f} frames/s")
+
+
+def default_device() -> torch.device:
+    """CUDA, then Apple MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """Autocast precision: bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU
+    (most CPUs have no bf16 convolution kernels, where bf16 runs 10x slower than fp32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+class TalkingFacePipeline:
+    """Detection, crop, inference and blending around a `DCKTalker`.
+
+    `pipe(face, audio, output)` renders a file and returns the output path; `pipe.stream(frames,
+    audio, fps)` yields frames as they are ready, `batch_size` frames behind its input.
+    """
+
+    def __init__(self, model: DCKTalker, device: str | torch.device | None = None, batch_size: int = 8,
+                 dtype: torch.dtype | None = None, feather: float = 8.0) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.dtype = dtype or default_dtype(self.device)
+        self.model = model.eval().to(self.device)
+        self.size = model.image_size
+        self.batch_size = batch_size
+        self.feather = feather
+
+    def __call__(self, face: str | Path, audio: str | Path, output: str | Path, **options) -> Path:
+        """Render `face` (video or photo) speaking `audio` to `output`; returns the output path."""
+        return self.generate(face, audio, output, **options).output
+
+    def generate(self, face: str | Path, audio: str | Path, output: str | Path, *, length: str = "pingpong",
+                 face_index: int = 0, fps: float = PHOTO_FPS, progress: bool | Progress = False) -> Summary:
+        """Like `__call__`, returning a `Summary`. `length` extends a video shorter than the audio
+        (`pingpong`, `loop` or `freeze`); `fps` is the frame rate of a photo's video."""
+        if length not in POLICIES:
+            raise ValueError(f"unknown length policy {length!r}; choose from {', '.join(POLICIES)}")
+        face, audio, output = Path(face), Path(audio), Path(output)
+        if not output.parent.is_dir():
+            raise InputError(output, f"output folder {output.parent} does not exist")
+        if not face.is_file():
+            raise InputError(face, "file not found")
+        wav = load_speech(audio)
+        photo = is_image(face)
+        if photo:
+            still = read_image(face)
+            rate = Fraction(fps).limit_denominator(1001)
+            height, width = still.shape[:2]
+        else:
+            info = probe(face)
+            rate, height, width = info.fps, info.height, info.width
+        n_out = output_frame_count(len(wav), audio_lib.SAMPLE_RATE, rate)
+        if len(wav) * rate < audio_lib.SAMPLE_RATE:
+            raise InputError(audio, f"audio lasts {len(wav) / audio_lib.SAMPLE_RATE * 1000:.0f} ms, "
+                                    f"shorter than one video frame at {float(rate):.2f} fps")
+        if photo:
+            frames: Iterator[np.ndarray] = repeat(still, n_out)
+            source = [0] * n_out
+        else:
+            n_src = count_frames(face, rate)
+            source = list(source_indices(n_out, n_src, length))
+            frames = islice(iter_frames(face, rate), n_out) if n_out <= n_src else iter_frames_at(face, source, rate)
+        summary = Summary(output=output, fps_source=float(rate))
+        start = time.perf_counter()
+        report = _progress_callback(progress, n_out)
+        with VideoWriter(output, width, height, rate, audio=wav) as writer:
+            mel = audio_lib.melspectrogram(wav)
+            for frame in self._render(frames, source, mel, rate, face_index, photo, summary):
+                writer.write(frame)
+                report(summary.frames, n_out)
+                if photo and not summary.faces:
+                    break
+            if summary.faces == 0:
+                raise InputError(face, "no face found in any frame")
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def stream(self, frames: Iterable[np.ndarray], audio: str | Path | np.ndarray, fps: float,
+               face_index: int = 0) -> Iterator[np.ndarray]:
+        """Yield lip-synced frames for `frames` (RGB uint8, at `fps`) speaking `audio` (a file, or
+        mono float32 samples at 16 kHz). Lookahead: an output frame comes out once its batch of
+        `batch_size` input frames is complete (or the input ends); frames past the end of the
+        audio get silent windows. Faceless frames pass through unchanged."""
+        wav = load_speech(audio) if not isinstance(audio, np.ndarray) else np.asarray(audio, np.float32)
+        mel = audio_lib.melspectrogram(wav)
+        rate = Fraction(fps).limit_denominator(1001)
+        yield from self._render(iter(frames), None, mel, rate, face_index, False, Summary(Path()))
+
+    def _render(self, frames: Iterator[np.ndarray], source: list[int] | None, mel: np.ndarray, rate: Fraction,
+                face_index: int, photo: bool, summary: Summary) -> Iterator[np.ndarray]:
+        """The shared core: batches of frames -> tracked, cropped, lip-synced, pasted frames.
+
+        `source[i]` names the source frame that output frame `i` shows; a source frame shown again
+        (a photo, a looped video) reuses its crop transform instead of being tracked again."""
+        cache: dict[int, np.ndarray | None] = {}
+        with FaceTracker(self.size, face_index=face_index, num_faces=max(4, face_index + 1),
+                         video=not photo) as tracker:
+            index = 0
+            for batch in _batches(_prefetch(frames, self.batch_size * 2), self.batch_size):
+                matrices = []
+                for i, frame in enumerate(batch, start=index):
+                    key = source[i] if source is not None else None
+                    if key is None or key not in cache:
+                        crop = tracker.track(frame, int(i * 1000 / rate))
+                        matrix = None if crop is None else crop.matrix
+                        if key is not None:
+                            cache[key] = matrix
+                    matrices.append(matrix if key is None else cache[key])
+                mels = audio_lib.frame_windows(mel, len(batch), rate, first=index)
+                done = self._lip_sync(batch, matrices, mels, summary)
+                index += len(batch)
+                summary.frames = index
+                yield from done
+
+    @torch.inference_mode()
+    def _lip_sync(self, batch: list[np.ndarray], matrices: list[np.ndarray | None], mels: torch.Tensor,
+                  summary: Summary) -> list[np.ndarray]:
+        """Run the model on the frames of `batch` that have a face and paste the result back."""
+        with_face = [i for i, m in enumerate(matrices) if m is not None]
+        summary.faces += len(with_face)
+        summary.passed_through += len(batch) - len(with_face)
+        if not with_face:
+            return batch
+        frames = torch.from_numpy(np.stack([batch[i] for i in with_face])).to(self.device)
+        frames = frames.permute(0, 3, 1, 2).float().div_(255)
+        m = np.stack([matrices[i] for i in with_face])
+        crops = warp_to_crop(frames, m, self.size)
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
+                    else contextlib.nullcontext())
+        with autocast:
+            result = self.model(crops, mels[with_face].to(self.device))
+        pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=result.alpha.float(), inplace=True)
+        out = pasted.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for j, i in enumerate(with_face):
+            batch[i] = out[j]
+        return batch
+
+
+def load_speech(path: str | Path) -> np.ndarray:
+    """Load audio for lip sync: 16 kHz mono, and an `InputError` for empty or silent sound."""
+    wav = audio_lib.load_audio(path)
+    if len(wav) == 0:
+        raise InputError(path, "audio stream is empty")
+    if float(np.abs(wav).max()) < SILENCE_PEAK:
+        raise InputError(path, "audio is silent")
+    return wav
+
+
+def _batches(items: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def _prefetch(items: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
+    """Produce `items` in a background thread (decoding overlaps with the model), `depth` ahead.
+    An error in the producer is raised in the consumer; a consumer that stops early stops it."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                buffer.put(item, timeout=0.1)
+                return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _progress_callback(progress: bool | Progress, total: int) -> Progress:
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda done, total: None
+    bar = tqdm(total=total, unit="frame", desc="lip-sync")
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update

@@ -1,0 +1,167 @@
+"""End to end: clips made here from a real face photo, real speech, a tiny random-weight model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from dck_talking import DCKTalker
+from dck_talking.audio import load_audio
+from dck_talking.cli import main
+from dck_talking.errors import InputError
+from dck_talking.face import FaceTracker
+from dck_talking.pipeline import TalkingFacePipeline
+from dck_talking.video import SYNTHETIC_COMMENT, VideoWriter, iter_frames, probe
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "dck_talking" / "assets" / "examples"
+FACE, SPEECH = EXAMPLES / "face.jpg", EXAMPLES / "speech.wav"  # Grace Hopper; 3.0 s of read speech
+WIDTH, HEIGHT, N_FRAMES, BLANK = 320, 240, 40, range(18, 23)
+TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
+
+
+def scene(i: int) -> np.ndarray:
+    """Frame i: the face photo, scaled and moved a little each frame, on a flat background;
+    frames in BLANK show no face."""
+    canvas = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
+    if i in BLANK:
+        return canvas
+    size = 150 + i
+    face = np.asarray(Image.open(FACE).convert("RGB").resize((size, size * 600 // 512)))[:HEIGHT - 10]
+    x, y = 40 + 2 * i, 5
+    canvas[y:y + face.shape[0], x:x + size] = face[:, : WIDTH - x]
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("media") / "face.mp4"
+    with VideoWriter(path, WIDTH, HEIGHT, 25, comment="test input") as writer:
+        for i in range(N_FRAMES):
+            writer.write(scene(i))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipe() -> TalkingFacePipeline:
+    return TalkingFacePipeline(DCKTalker(**TINY), device="cpu", batch_size=8)
+
+
+def outside_crop(frame: np.ndarray, margin: float = 6.0) -> np.ndarray:
+    """Mask of the pixels outside the face crop's footprint (plus a margin for the smoothing)."""
+    with FaceTracker(TINY["image_size"], video=False) as tracker:
+        crop = tracker.track(frame, 0)
+    ys, xs = np.mgrid[:HEIGHT, :WIDTH]
+    u, v = np.tensordot(crop.matrix, np.stack([xs, ys, np.ones_like(xs)]), axes=1)
+    size, pad = TINY["image_size"], margin * TINY["image_size"] / 256
+    return (u < -pad) | (v < -pad) | (u > size + pad) | (v > size + pad)
+
+
+def test_video_end_to_end(pipe, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    summary = pipe.generate(clip, SPEECH, out)
+    assert out.is_file() and summary.output == out
+
+    info = probe(out)
+    audio_seconds = len(load_audio(SPEECH)) / 16000
+    assert (info.width, info.height, info.fps) == (WIDTH, HEIGHT, 25)
+    assert abs(info.duration - audio_seconds) <= 1 / 25 + 1e-6  # as long as the audio, within a frame
+    assert summary.frames == info.frames == 75  # 40 source frames, extended by ping-pong
+    with av.open(str(out)) as container:
+        assert container.metadata["comment"] == SYNTHETIC_COMMENT
+        assert container.streams.audio and container.streams.audio[0].codec_context.name == "aac"
+        assert container.streams.video[0].codec_context.name == "h264"
+    # Ping-pong: output frames 40.. show source frames 38, 37, ...; blank frames 18-22 come twice.
+    assert summary.passed_through == 10 and summary.faces == 65
+
+    source = list(iter_frames(clip))
+    output = list(iter_frames(out))
+    for i in (0, 5, 39):  # outside the crop nothing changes (within codec noise)
+        outside = outside_crop(source[i])
+        assert outside.mean() > 0.3
+        assert np.abs(output[i].astype(int) - source[i])[outside].mean() < 2.0
+    for i in BLANK:  # faceless frames pass through (within codec noise)
+        assert np.abs(output[i].astype(int) - source[i]).mean() < 2.0
+    changed = np.abs(output[10].astype(int) - source[10]).max(axis=2) > 60  # well above codec noise
+    assert changed.any()  # the random model did paint something, inside the crop only
+    assert not (changed & outside_crop(source[10])).any()
+
+
+def test_photo_becomes_a_still_video(pipe, tmp_path):
+    out = pipe(FACE, SPEECH, tmp_path / "photo.mp4", fps=30)
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (512, 600, 30)
+    assert abs(info.duration - len(load_audio(SPEECH)) / 16000) <= 1 / 30 + 1e-6
+
+
+def test_audio_from_a_video_sound_track(pipe, clip, tmp_path):
+    speech = pipe(FACE, SPEECH, tmp_path / "speech.mp4")
+    out = pipe(clip, speech, tmp_path / "redub.mp4", length="loop")
+    assert probe(out).has_audio and abs(probe(out).duration - probe(speech).duration) < 0.05
+
+
+def test_stream_yields_every_frame_and_passes_faceless_frames(pipe):
+    frames = [scene(i) for i in range(12)] + [scene(BLANK[0])] * 3
+    out = list(pipe.stream(iter(frames), SPEECH, fps=25))
+    assert len(out) == len(frames)
+    assert all(np.array_equal(a, b) for a, b in zip(out[12:], frames[12:]))
+    assert not np.array_equal(out[0], frames[0])
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    sf.write(path, samples.astype(np.float32), 16000)
+    return path
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, clip):
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("this is not a video")
+    with VideoWriter(tmp_path / "nobody.mp4", 160, 120, 25) as writer:
+        for _ in range(10):
+            writer.write(np.full((120, 160, 3), 90, np.uint8))
+    return {
+        "missing face": (tmp_path / "nope.mp4", SPEECH, "nope.mp4: file not found"),
+        "not media": (notes, SPEECH, "notes.mp4: not a readable media file"),
+        "corrupt midway": (truncated, SPEECH, "truncated.mp4: "),
+        "no face anywhere": (tmp_path / "nobody.mp4", SPEECH, "nobody.mp4: no face found in any frame"),
+        "empty audio": (clip, write_wav(tmp_path / "empty.wav", np.zeros(0)), "empty.wav: audio stream is empty"),
+        "silent audio": (clip, write_wav(tmp_path / "silent.wav", np.zeros(16000)), "silent.wav: audio is silent"),
+        "audio shorter than a frame": (clip, write_wav(tmp_path / "blip.wav", np.full(300, 0.5)),
+                                       "blip.wav: audio lasts 19 ms, shorter than one video frame"),
+        "audio not media": (clip, notes, "notes.mp4: not a readable media file"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing face", "not media", "corrupt midway", "no face anywhere", "empty audio",
+                                  "silent audio", "audio shorter than a frame", "audio not media"])
+def test_bad_input_is_one_line_and_leaves_no_output(pipe, bad_inputs, tmp_path, case, capsys):
+    face, audio, message = bad_inputs[case]
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError, match=message.replace(".", r"\.")):
+        pipe(face, audio, out)
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_cli_reports_errors_without_traceback(clip, tmp_path, capsys):
+    out = tmp_path / "missing-folder" / "out.mp4"
+    assert main(["generate", "--face", str(clip), "--audio", str(SPEECH), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"dck-talking: error: {out}: output folder {out.parent} does not exist"
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_cli_generate_with_a_checkpoint(clip, tmp_path, capsys):
+    DCKTalker(**TINY).save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "cli.mp4"
+    code = main(["generate", "--face", str(clip), "--audio", str(SPEECH), "--out", str(out),
+                 "--checkpoint", str(tmp_path / "ckpt"), "--length", "freeze", "--batch-size", "4"])
+    assert code == 0 and out.is_file()
+    summary = capsys.readouterr().out
+    assert "75 frames at 25.00 fps" in summary and "passed through unchanged" in summary
