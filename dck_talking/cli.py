@@ -13,6 +13,11 @@ def _bench(args: argparse.Namespace) -> None:
     from . import bench
 
     device = args.device or bench.default_device()
+    if args.pipeline:
+        preset = args.presets[0] if len(args.presets) == 1 else "compact"
+        rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, args.batch_sizes[0])
+        print(bench.format_pipeline_table(rows, preset, device))
+        return
     dtypes = args.dtypes or bench.default_dtypes(device)
     rows = bench.run(args.presets, args.batch_sizes, dtypes, device, args.seconds)
     print(bench.format_table(rows, device))
@@ -38,7 +43,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import DTYPES
+    from .bench import DTYPES, RESOLUTIONS
     from .model import PRESETS
     from .timeline import POLICIES
 
@@ -51,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default: fp32 bf16 (CPU), fp32 fp16 bf16 (GPU)")
     bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time spent on each row, at least 2 calls")
+    bench.add_argument("--pipeline", action="store_true",
+                       help="end-to-end frames/s on made-up 720p/1080p videos, split by stage "
+                            "(one preset, default compact; the first batch size)")
+    bench.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
+    bench.add_argument("--video-seconds", type=float, default=10.0, help="length of each --pipeline input")
     bench.set_defaults(func=_bench)
 
     generate = commands.add_parser("generate", help="lip-sync a face video or photo to a speech recording")

@@ -36,6 +36,33 @@ SILENCE_PEAK = 1e-4  # a peak below this (about -80 dBFS) counts as silent audio
 Progress = Callable[[int, int], None]
 
 
+class StageTimes(dict):
+    """Seconds spent per pipeline stage; `with times("model"): ...` adds to a stage."""
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
+
+    def call(self, stage: str, function: Callable, *args: object) -> object:
+        """`function(*args)`, timed as `stage`."""
+        with self(stage):
+            return function(*args)
+
+    def timed(self, items: Iterable, stage: str) -> Iterator:
+        """`items`, with the time taken to produce each one added to `stage`."""
+        iterator, end = iter(items), object()
+        while True:
+            with self(stage):
+                item = next(iterator, end)
+            if item is end:
+                return
+            yield item
+
+
 @dataclass
 class Summary:
     """What one generation did."""
@@ -46,7 +73,7 @@ class Summary:
     passed_through: int = 0
     seconds: float = 0.0
     fps_source: float = 0.0
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_seconds: StageTimes = field(default_factory=StageTimes)
 
     @property
     def fps_achieved(self) -> float:
@@ -130,10 +157,12 @@ class TalkingFacePipeline:
         summary = Summary(output=output, fps_source=float(rate))
         start = time.perf_counter()
         report = _progress_callback(progress, n_out)
-        with VideoWriter(output, width, height, rate, audio=wav) as writer:
+        times = summary.stage_seconds
+        with VideoWriter(output, width, height, rate, audio=wav) as writer, \
+                _InThread(lambda frame: times.call("encode", writer.write, frame), 2 * self.batch_size) as write:
             mel = audio_lib.melspectrogram(wav)
             for frame in self._render(frames, source, mel, rate, face_index, photo, summary):
-                writer.write(frame)
+                write(frame)
                 report(summary.frames, n_out)
                 if photo and not summary.faces:
                     break
@@ -147,7 +176,7 @@ class TalkingFacePipeline:
         """Yield lip-synced frames for `frames` (RGB uint8, at `fps`) speaking `audio` (a file, or
         mono float32 samples at 16 kHz). Lookahead: an output frame comes out once its batch of
         `batch_size` input frames is complete (or the input ends); frames past the end of the
-        audio get silent windows. Faceless frames pass through unchanged."""
+        audio reuse its last window. Faceless frames pass through unchanged."""
         wav = load_speech(audio) if not isinstance(audio, np.ndarray) else np.asarray(audio, np.float32)
         mel = audio_lib.melspectrogram(wav)
         rate = Fraction(fps).limit_denominator(1001)
@@ -155,26 +184,15 @@ class TalkingFacePipeline:
 
     def _render(self, frames: Iterator[np.ndarray], source: list[int] | None, mel: np.ndarray, rate: Fraction,
                 face_index: int, photo: bool, summary: Summary) -> Iterator[np.ndarray]:
-        """The shared core: batches of frames -> tracked, cropped, lip-synced, pasted frames.
-
-        `source[i]` names the source frame that output frame `i` shows; a source frame shown again
-        (a photo, a looped video) reuses its crop transform instead of being tracked again."""
-        cache: dict[int, np.ndarray | None] = {}
+        """The shared core: frames -> tracked (in a background thread, with decoding) -> batches
+        cropped, lip-synced and pasted back on the device."""
         with FaceTracker(self.size, face_index=face_index, num_faces=max(4, face_index + 1),
                          video=not photo) as tracker:
+            tracked = _prefetch(_track(frames, source, rate, tracker, summary.stage_seconds), 2 * self.batch_size)
             index = 0
-            for batch in _batches(_prefetch(frames, self.batch_size * 2), self.batch_size):
-                matrices = []
-                for i, frame in enumerate(batch, start=index):
-                    key = source[i] if source is not None else None
-                    if key is None or key not in cache:
-                        crop = tracker.track(frame, int(i * 1000 / rate))
-                        matrix = None if crop is None else crop.matrix
-                        if key is not None:
-                            cache[key] = matrix
-                    matrices.append(matrix if key is None else cache[key])
+            for batch in _batches(tracked, self.batch_size):
                 mels = audio_lib.frame_windows(mel, len(batch), rate, first=index)
-                done = self._lip_sync(batch, matrices, mels, summary)
+                done = self._lip_sync([frame for frame, _ in batch], [m for _, m in batch], mels, summary)
                 index += len(batch)
                 summary.frames = index
                 yield from done
@@ -188,16 +206,22 @@ class TalkingFacePipeline:
         summary.passed_through += len(batch) - len(with_face)
         if not with_face:
             return batch
-        frames = torch.from_numpy(np.stack([batch[i] for i in with_face])).to(self.device)
-        frames = frames.permute(0, 3, 1, 2).float().div_(255)
-        m = np.stack([matrices[i] for i in with_face])
-        crops = warp_to_crop(frames, m, self.size)
+        times = summary.stage_seconds
+        with times("crop"):
+            frames = torch.from_numpy(np.stack([batch[i] for i in with_face])).to(self.device)
+            frames = frames.permute(0, 3, 1, 2).float().div_(255)
+            m = np.stack([matrices[i] for i in with_face])
+            crops = warp_to_crop(frames, m, self.size)
         autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
                     else contextlib.nullcontext())
-        with autocast:
+        with times("model"), autocast:
             result = self.model(crops, mels[with_face].to(self.device))
-        pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=result.alpha.float(), inplace=True)
-        out = pasted.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+        with times("paste"):
+            pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=result.alpha.float(),
+                                inplace=True)
+            out = pasted.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for j, i in enumerate(with_face):
             batch[i] = out[j]
         return batch
@@ -213,13 +237,32 @@ def load_speech(path: str | Path) -> np.ndarray:
     return wav
 
 
-def _batches(items: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+def _track(frames: Iterator[np.ndarray], source: list[int] | None, rate: Fraction, tracker: FaceTracker,
+           times: StageTimes) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Each frame with its crop matrix (None without a face). `source[i]` names the source frame
+    that output frame `i` shows; a source frame shown again (a photo, a looped video) reuses its
+    matrix instead of being tracked again."""
+    cache: dict[int, np.ndarray | None] = {}
+    for i, frame in enumerate(times.timed(frames, "decode")):
+        key = source[i] if source is not None else None
+        if key is not None and key in cache:
+            yield frame, cache[key]
+            continue
+        with times("detect"):
+            crop = tracker.track(frame, int(i * 1000 / rate))
+        matrix = None if crop is None else crop.matrix
+        if key is not None:
+            cache[key] = matrix
+        yield frame, matrix
+
+
+def _batches(items: Iterator, size: int) -> Iterator[list]:
     while batch := list(islice(items, size)):
         yield batch
 
 
-def _prefetch(items: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
-    """Produce `items` in a background thread (decoding overlaps with the model), `depth` ahead.
+def _prefetch(items: Iterator, depth: int) -> Iterator:
+    """Produce `items` in a background thread (decoding and tracking overlap the model), `depth` ahead.
     An error in the producer is raised in the consumer; a consumer that stops early stops it."""
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
@@ -251,6 +294,40 @@ def _prefetch(items: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
     finally:
         stop.set()
         thread.join()
+
+
+class _InThread:
+    """Calls `consume` on each item in a worker thread (encoding overlaps the rendering), with at
+    most `depth` items queued. An error in the worker is raised in the caller."""
+
+    def __init__(self, consume: Callable[[object], object], depth: int) -> None:
+        self._consume = consume
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, daemon=True)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._consume(item)
+                except BaseException as exc:  # handed to the caller
+                    self._error = exc
+
+    def __call__(self, item: object) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def __enter__(self) -> _InThread:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
 
 
 def _progress_callback(progress: bool | Progress, total: int) -> Progress:

@@ -122,6 +122,14 @@ def test_checkpoint_errors_are_clear(tmp_path):
         DCKTalker.from_pretrained(folder)
 
 
+def test_unreachable_sources_are_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="checkpoint folder not found"):
+        DCKTalker.from_pretrained(str(tmp_path / "nothing-here"))
+    with pytest.raises(CheckpointError, match="not in the local Hub cache, and the Hub cannot be reached"):
+        DCKTalker.from_pretrained("someone/dck-talker", cache_dir=tmp_path / "cache")
+
+
 def wav2lip_state_dict(prefix="module."):
     """A state dict laid out like a Wav2Lip checkpoint: audio encoder blocks plus unrelated face encoder keys."""
     generator = torch.Generator().manual_seed(1)

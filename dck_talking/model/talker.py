@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from huggingface_hub.errors import (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError,
+                                    RepositoryNotFoundError)
 from safetensors import SafetensorError
 from torch import nn
 
@@ -130,9 +132,18 @@ class DCKTalker(
             for name in ("config.json", "model.safetensors"):
                 if not (folder / name).is_file():
                     raise CheckpointError(f"{folder}: no {name} in this checkpoint folder")
+        elif source.startswith((".", "/", "~")) or source.count("/") > 1:  # a path, not a repo id
+            raise CheckpointError(f"{source}: checkpoint folder not found")
         kwargs.setdefault("strict", True)
         try:
             return super().from_pretrained(source, **kwargs)
+        except HFValidationError:
+            raise CheckpointError(f"{source}: neither a checkpoint folder nor a Hub repo id") from None
+        except LocalEntryNotFoundError:
+            raise CheckpointError(f"{source}: not in the local Hub cache, and the Hub cannot be reached "
+                                  "(offline, or HF_HUB_OFFLINE is set)") from None
+        except (RepositoryNotFoundError, EntryNotFoundError) as exc:
+            raise CheckpointError(f"{source}: no such model on the Hub ({type(exc).__name__})") from None
         except SafetensorError as exc:
             raise CheckpointError(f"{source}: model.safetensors is corrupt ({exc})") from None
         except json.JSONDecodeError as exc:
