@@ -132,21 +132,28 @@ RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
 
 
 def make_talking_head_video(path: Path, width: int, height: int, n_frames: int, fps: int = 25) -> Path:
-    """A test input: the bundled example face, 60% of the frame high, drifting and zooming slowly."""
+    """A test input: the bundled example face (head and shoulders, the head about 40% of the frame
+    high, like a typical talking-head shot), drifting and zooming slowly."""
     from PIL import Image
 
+    from .face import LandmarkDetector
     from .video import VideoWriter
 
-    face = Image.open(EXAMPLES / "face.jpg").convert("RGB")
-    base = int(height * 0.6)
+    photo = Image.open(EXAMPLES / "face.jpg").convert("RGB")
+    with LandmarkDetector(num_faces=1, video=False) as detector:
+        x0, y0, x1, y1 = detector.detect(np.asarray(photo))[0].box
+    side = 2.2 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 0.15 * side
+    head = photo.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+    base = int(height * 0.85)
     with VideoWriter(path, width, height, fps, comment="dck-talking benchmark input") as writer:
         for i in range(n_frames):
             size = int(base * (1 + 0.05 * math.sin(i / 20)))
-            picture = np.asarray(face.resize((size * face.width // face.height, size)))
+            picture = np.asarray(head.resize((size, size)))[: height]
             canvas = np.full((height, width, 3), 70, np.uint8)
-            x = (width - picture.shape[1]) // 2 + int(width * 0.05 * math.sin(i / 30))
-            y = (height - size) // 2
-            canvas[y:y + size, x:x + picture.shape[1]] = picture
+            x = (width - size) // 2 + int(width * 0.05 * math.sin(i / 30))
+            y = max(0, (height - size) // 2)
+            canvas[y:y + picture.shape[0], x:x + size] = picture
             writer.write(canvas)
     return path
 

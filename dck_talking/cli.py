@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .errors import DCKError
@@ -42,6 +41,29 @@ def _generate(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from .train import TrainConfig, train
+
+    config = TrainConfig(data=args.data, out=args.out, model=args.config, steps=args.steps, batch_size=args.batch_size,
+                         grad_accum=args.grad_accum, lr=args.lr, mixed_precision=args.mixed_precision,
+                         workers=args.workers, wav2lip=args.wav2lip, freeze_audio=args.freeze_audio,
+                         push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed,
+                         mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
+                         val_every=args.val_every, save_every=args.save_every)
+    metrics = train(config)
+    print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from . import evaluate
+    from .data import PairDataset
+
+    dataset = PairDataset(args.data, seed=args.seed)
+    rows = evaluate.evaluate(evaluate.load_checkpoints(args.checkpoint), dataset, args.pairs, seed=args.seed,
+                             device=args.device or "cpu")
+    print(evaluate.format_table(rows, min(args.pairs, len(dataset))))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DTYPES, RESOLUTIONS
     from .model import PRESETS
@@ -75,11 +97,40 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
     generate.set_defaults(func=_generate)
+
+    train = commands.add_parser("train", help="train or fine-tune DCKTalker (L1 x 10 + LSGAN), with accelerate")
+    train.add_argument("--data", action="append", required=True, help="a prepare/synth output folder (repeatable)")
+    train.add_argument("--config", default="compact",
+                       help="preset name (paper, compact), a config.json, or a checkpoint folder to fine-tune")
+    train.add_argument("--out", required=True, help="run folder: checkpoints, TensorBoard logs")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    train.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the final model with its metrics")
+    train.add_argument("--steps", type=int, default=20000)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--grad-accum", type=int, default=1)
+    train.add_argument("--lr", type=float, default=2e-4)
+    train.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    train.add_argument("--workers", type=int, default=2)
+    train.add_argument("--wav2lip", help="start the audio encoder from a Wav2Lip/SyncNet checkpoint")
+    train.add_argument("--freeze-audio", action="store_true", help="keep the audio encoder fixed")
+    train.add_argument("--mouth-weight", type=float, default=0.0, help="extra L1 on the lower half of the crop")
+    train.add_argument("--mask-weight", type=float, default=0.0, help="extra pull of the attention mask to 0")
+    train.add_argument("--val-every", type=int, default=500)
+    train.add_argument("--save-every", type=int, default=1000)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="PSNR / SSIM / LMD on held-out pairs, vs the identity baseline")
+    evaluate.add_argument("--checkpoint", action="append", required=True, help="[NAME=]folder or repo id (repeatable)")
+    evaluate.add_argument("--data", action="append", required=True, help="held-out prepare/synth folder (repeatable)")
+    evaluate.add_argument("--pairs", type=int, default=256)
+    evaluate.add_argument("--device")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's native log lines off the terminal
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

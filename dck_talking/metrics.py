@@ -1,0 +1,98 @@
+"""Quality and lip-sync metrics: PSNR, SSIM, LMD (the paper's Table I columns) and a sync score.
+
+The sync score needs no SyncNet weights: it correlates how far the mouth is open (MediaPipe lip
+landmarks) with how loud the speech is (mel energy in the voice band), frame by frame, and finds
+the audio offset where that correlation peaks. Well-synced video peaks at offset 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from .audio import MEL_STEPS_PER_SECOND
+from .face import LIP_INDICES, LandmarkDetector
+
+UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT = 13, 14, 61, 291
+VOICE_BANDS = slice(5, 50)  # mel bands of roughly 150 Hz - 3 kHz, where speech energy lies
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of (B, 3, H, W) images in [0, 1]."""
+    return peak_signal_noise_ratio(output, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM (Gaussian window 11, sigma 1.5) of (B, 3, H, W) images in [0, 1]."""
+    return structural_similarity_index_measure(output, target, data_range=1.0, reduction="none")
+
+
+class MouthLandmarks:
+    """MediaPipe lip landmarks of face crops (IMAGE mode), in pixels of a 256 crop."""
+
+    def __init__(self) -> None:
+        self.detector = LandmarkDetector(num_faces=1, video=False)
+
+    def __call__(self, crop: np.ndarray) -> np.ndarray | None:
+        """(478, 2) landmarks of an RGB uint8 crop, scaled to a 256 crop; None if no face is found."""
+        faces = self.detector.detect(np.ascontiguousarray(crop))
+        if not faces:
+            return None
+        return faces[0].landmarks[:, :2] * (256.0 / crop.shape[1])
+
+    def close(self) -> None:
+        self.detector.close()
+
+
+def lmd(output_landmarks: np.ndarray, target_landmarks: np.ndarray) -> float:
+    """Landmark distance of the mouth: mean Euclidean distance of the 40 lip points (256 crop pixels)."""
+    lips = list(LIP_INDICES)
+    return float(np.linalg.norm(output_landmarks[lips] - target_landmarks[lips], axis=1).mean())
+
+
+def lip_gap(landmarks: np.ndarray) -> float:
+    """How far the mouth is open: inner-lip distance over mouth width (0 = closed, ~0.5 = wide)."""
+    gap = np.linalg.norm(landmarks[UPPER_INNER_LIP] - landmarks[LOWER_INNER_LIP])
+    width = np.linalg.norm(landmarks[MOUTH_LEFT] - landmarks[MOUTH_RIGHT])
+    return float(gap / max(width, 1e-6))
+
+
+def speech_envelope(mel: np.ndarray, n_frames: int, fps: float | Fraction) -> np.ndarray:
+    """Loudness of the voice band around each video frame's time (+-40 ms), from a (80, T) mel."""
+    loudness = mel[VOICE_BANDS].mean(axis=0)
+    steps = np.floor(np.arange(n_frames) * MEL_STEPS_PER_SECOND / float(fps)).astype(int)
+    return np.array([loudness[max(0, s - 3):s + 4].mean() if s < len(loudness) else loudness[-1] for s in steps])
+
+
+@dataclass
+class SyncResult:
+    """`score`: correlation at offset 0; `offset`: the audio shift (frames) where it peaks;
+    `curve`: offset -> correlation for every tested offset."""
+
+    score: float
+    offset: int
+    curve: dict[int, float]
+
+
+def sync_score(gaps: np.ndarray, envelope: np.ndarray, max_offset: int = 5) -> SyncResult:
+    """Pearson correlation of lip gap and speech loudness for audio shifted by -max..+max frames.
+
+    A positive offset d pairs frame i with the audio of frame i + d (the audio leads).
+    Frames without landmarks are NaN in `gaps` and left out.
+    """
+    curve = {}
+    for d in range(-max_offset, max_offset + 1):
+        g = gaps[max(0, -d): len(gaps) - max(0, d)]
+        e = envelope[max(0, d): len(envelope) - max(0, -d)][: len(g)]
+        keep = ~np.isnan(g)
+        if keep.sum() < 3 or np.std(g[keep]) == 0 or np.std(e[keep]) == 0:
+            curve[d] = float("nan")
+            continue
+        curve[d] = float(np.corrcoef(g[keep], e[keep])[0, 1])
+    valid = {d: c for d, c in curve.items() if not np.isnan(c)}
+    best = max(valid, key=valid.get) if valid else 0
+    return SyncResult(score=curve[0], offset=best, curve=curve)

@@ -1,0 +1,278 @@
+"""Training loop: the paper's objective (L1 reconstruction x 10 + LSGAN with a PatchGAN), on pairs
+from `dck_talking.data.PairDataset`, with Hugging Face `accelerate` (devices, mixed precision,
+gradient accumulation, several GPUs: `accelerate launch -m dck_talking.cli train ...` works like a
+plain run). Checkpoints hold the model (`save_pretrained`) and the whole training state, are
+written atomically, and `resume` continues from the last one with the same step and schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from .errors import DCKError
+from .metrics import MouthLandmarks, lmd, psnr, ssim
+from .model import PRESETS, DCKTalker
+from .model.discriminator import PatchDiscriminator
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as `train_config.json` beside the checkpoints."""
+
+    data: list[str]
+    out: str
+    model: str = "compact"  # a preset name, a config.json, or a checkpoint folder to fine-tune
+    steps: int = 20000
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-4
+    lr_discriminator: float = 2e-4
+    warmup: int = 200
+    rec_weight: float = 10.0  # the paper's L_adv + 10 * L_rec
+    adv_weight: float = 1.0
+    mouth_weight: float = 0.0  # extra L1 on the lower half of the crop (off: the paper has none)
+    mask_weight: float = 0.0  # extra L1 pull of the attention mask towards 0 (off)
+    disc_channels: int = 64
+    mixed_precision: str = "no"  # "no", "fp16" or "bf16"
+    val_pairs: int = 64
+    val_every: int = 500
+    save_every: int = 1000
+    log_every: int = 25
+    workers: int = 2
+    seed: int = 0
+    wav2lip: str | None = None  # a Wav2Lip/SyncNet checkpoint to start the audio encoder from
+    freeze_audio: bool = False
+    push_to_hub: str | None = None
+    resume: bool = False
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def build_model(spec: str, overrides: dict[str, Any]) -> DCKTalker:
+    """A preset name, a `config.json` (fresh weights) or a checkpoint folder (fine-tuning)."""
+    if spec in PRESETS:
+        return DCKTalker.from_preset(spec, **overrides)
+    path = Path(spec)
+    if path.is_file():
+        return DCKTalker(**{**json.loads(path.read_text()), **overrides})
+    return DCKTalker.from_pretrained(spec)
+
+
+class TrainingState:
+    """The step counter, saved and restored by `accelerator.save_state` / `load_state`."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step = int(state["step"])
+
+
+def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
+    """Least-squares GAN loss: scores pulled to 1 (real) or 0 (fake)."""
+    return F.mse_loss(scores, torch.full_like(scores, 1.0 if real else 0.0))
+
+
+def split(dataset: Dataset, val_pairs: int, seed: int) -> tuple[Subset, Subset]:
+    """Deterministic held-out validation pairs, the rest for training."""
+    order = np.random.default_rng(seed).permutation(len(dataset)).tolist()
+    n_val = min(val_pairs, len(dataset) // 5)
+    return Subset(dataset, order[n_val:]), Subset(dataset, order[:n_val])
+
+
+def forever(loader: DataLoader):
+    while True:
+        yield from loader
+
+
+def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, float]:
+    """Run (or resume) a training run; returns the last validation metrics."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+                              log_with="tensorboard", project_dir=str(out))
+    set_seed(config.seed)
+    if dataset is None:
+        from .data import PairDataset
+
+        dataset = PairDataset(config.data, seed=config.seed)
+    model = build_model(config.model, config.model_overrides)
+    if config.wav2lip:
+        model.load_wav2lip_audio_encoder(config.wav2lip)
+    model.audio_encoder.requires_grad_(not config.freeze_audio)
+    model.train()
+    discriminator = PatchDiscriminator(config.disc_channels)
+    train_set, val_set = split(dataset, config.val_pairs, config.seed)
+    if len(train_set) == 0:
+        raise DCKError(f"{', '.join(config.data)}: no training pairs found")
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) >= config.batch_size,
+                        num_workers=config.workers, persistent_workers=config.workers > 0)
+    val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=0)
+    opt_g = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.lr_discriminator, betas=(0.5, 0.999))
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda step: _warmup_cosine(step, config.warmup, config.steps))
+    model, discriminator, opt_g, opt_d, schedule, loader = accelerator.prepare(
+        model, discriminator, opt_g, opt_d, schedule, loader)
+    state = TrainingState()
+    accelerator.register_for_checkpointing(state)
+    checkpoints = out / "checkpoints"
+    if config.resume and (last := latest_checkpoint(checkpoints)) is not None:
+        accelerator.load_state(str(last / "state"))
+        accelerator.print(f"resumed from {last} at step {state.step}")
+    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    accelerator.init_trackers("dck-talking", config={k: str(v) for k, v in asdict(config).items()})
+
+    metrics: dict[str, float] = {}
+    batches = forever(loader)
+    bar = tqdm(total=config.steps, initial=state.step, disable=not accelerator.is_local_main_process, unit="step")
+    while state.step < config.steps:
+        batch = next(batches)
+        with accelerator.accumulate(model, discriminator):
+            result = model(batch["input"], batch["mel"])
+            # Discriminator: real targets -> 1, generated -> 0.
+            loss_d = 0.5 * (lsgan(discriminator(batch["target"]), True)
+                            + lsgan(discriminator(result.output.detach()), False))
+            accelerator.backward(loss_d)
+            opt_d.step()
+            opt_d.zero_grad(set_to_none=True)
+            # Generator: fool the discriminator and reconstruct the target.
+            loss_adv = lsgan(discriminator(result.output), True)
+            loss_rec = F.l1_loss(result.output, batch["target"])
+            loss_g = config.adv_weight * loss_adv + config.rec_weight * loss_rec
+            if config.mouth_weight:
+                half = result.output.shape[-2] // 2
+                loss_g = loss_g + config.mouth_weight * F.l1_loss(result.output[..., half:, :],
+                                                                   batch["target"][..., half:, :])
+            if config.mask_weight:
+                loss_g = loss_g + config.mask_weight * result.alpha.mean()
+            accelerator.backward(loss_g)
+            opt_g.step()
+            schedule.step()
+            opt_g.zero_grad(set_to_none=True)
+        if not accelerator.sync_gradients:
+            continue
+        state.step += 1
+        bar.update(1)
+        if state.step % config.log_every == 0 or state.step == config.steps:
+            logs = {"loss/generator": loss_g.item(), "loss/reconstruction": loss_rec.item(),
+                    "loss/adversarial": loss_adv.item(), "loss/discriminator": loss_d.item(),
+                    "lr": schedule.get_last_lr()[0]}
+            accelerator.log(logs, step=state.step)
+            bar.set_postfix(rec=f"{loss_rec.item():.4f}", d=f"{loss_d.item():.3f}")
+        if len(val_set) and (state.step % config.val_every == 0 or state.step == config.steps):
+            metrics = validate(accelerator.unwrap_model(model), val_loader, accelerator.device)
+            accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=state.step)
+            log_samples(accelerator, result, batch, state.step)
+        if state.step % config.save_every == 0 or state.step == config.steps:
+            save_checkpoint(accelerator, model, checkpoints, state.step, metrics)
+    bar.close()
+    accelerator.end_training()
+    if config.push_to_hub and accelerator.is_main_process:
+        push_to_hub(accelerator.unwrap_model(model), config.push_to_hub, metrics)
+    return metrics
+
+
+def _warmup_cosine(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def validate(model: DCKTalker, loader: DataLoader, device: torch.device, landmarks: bool = False) -> dict[str, float]:
+    """PSNR / SSIM (and LMD when `landmarks`) of the model on held-out pairs."""
+    was_training = model.training
+    model.eval()
+    totals: dict[str, list[float]] = {"psnr": [], "ssim": []}
+    detector = MouthLandmarks() if landmarks else None
+    try:
+        for batch in loader:
+            output = model(batch["input"].to(device), batch["mel"].to(device)).output.float().clamp(0, 1)
+            target = batch["target"].to(device)
+            totals["psnr"] += psnr(output, target).tolist()
+            totals["ssim"] += ssim(output, target).tolist()
+            if detector is not None:
+                totals.setdefault("lmd", []).extend(_lmd_batch(detector, output, target))
+    finally:
+        if detector is not None:
+            detector.close()
+    model.train(was_training)
+    return {name: float(np.mean(values)) for name, values in totals.items() if values}
+
+
+def _lmd_batch(detector: MouthLandmarks, output: torch.Tensor, target: torch.Tensor) -> list[float]:
+    to_uint8 = lambda images: (images.permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy()  # noqa: E731
+    distances = []
+    for generated, real in zip(to_uint8(output), to_uint8(target)):
+        a, b = detector(generated), detector(real)
+        if a is not None and b is not None:
+            distances.append(lmd(a, b))
+    return distances
+
+
+def log_samples(accelerator: Accelerator, result, batch: dict[str, torch.Tensor], step: int) -> None:
+    """A grid per sample row: input, attention mask, motion, output, target."""
+    for tracker in accelerator.trackers:
+        if tracker.name != "tensorboard":
+            continue
+        n = min(4, batch["input"].shape[0])
+        columns = [batch["input"][:n], result.alpha[:n].expand(-1, 3, -1, -1), result.motion[:n],
+                   result.output[:n], batch["target"][:n]]
+        rows = torch.cat([torch.cat(list(c.detach().float().clamp(0, 1).cpu()), dim=1) for c in columns], dim=2)
+        tracker.writer.add_image("samples/input-mask-motion-output-target", rows, step)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint (`step-NNNNNNNN`), or None."""
+    done = sorted(p for p in folder.glob("step-*") if (p / "model" / "model.safetensors").is_file())
+    return done[-1] if done else None
+
+
+def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, folder: Path, step: int,
+                    metrics: dict[str, float], keep: int = 3) -> Path:
+    """Write `folder/step-NNNNNNNN/{model,state}` atomically (a temporary folder renamed at the end)."""
+    target = folder / f"step-{step:08d}"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}-", dir=folder))
+        accelerator.unwrap_model(model).save_pretrained(partial / "model", model_card_kwargs={"metrics": metrics})
+        accelerator.save_state(str(partial / "state"), safe_serialization=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
+        for old in sorted(folder.glob("step-*"))[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return target
+
+
+def push_to_hub(model: DCKTalker, repo_id: str, metrics: dict[str, float], api=None) -> str:
+    """Upload the model folder (config, safetensors, a card carrying `metrics`) to a Hub repo."""
+    from huggingface_hub import HfApi
+
+    api = api or HfApi()
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder, model_card_kwargs={"metrics": metrics})
+        repo = api.create_repo(repo_id, exist_ok=True, repo_type="model")
+        info = api.upload_folder(repo_id=getattr(repo, "repo_id", repo_id), folder_path=folder, repo_type="model",
+                                 commit_message="Upload DCKTalker checkpoint")
+    return str(getattr(info, "commit_url", info))

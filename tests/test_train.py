@@ -1,0 +1,97 @@
+"""A few training steps on a tiny in-memory dataset: the loss falls, resume continues, checkpoints load."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.data import Dataset
+
+from dck_talking import DCKTalker
+from dck_talking.train import TrainConfig, latest_checkpoint, push_to_hub, train
+
+TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
+
+
+class MouthPairs(Dataset):
+    """Pairs whose target differs from the input only in a 'mouth' box whose brightness is set by the audio."""
+
+    def __init__(self, n: int = 48) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.faces = torch.rand(n, 3, 64, 64, generator=generator) * 0.5 + 0.25
+        self.levels = torch.rand(n, generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        target = self.faces[i].clone()
+        target[:, 40:52, 20:44] = self.levels[i]
+        mel = torch.full((1, 80, 16), float(self.levels[i]) * 8 - 4)
+        return {"input": self.faces[i], "target": target, "mel": mel, "lips": torch.zeros(40, 2)}
+
+
+def config(tmp_path, **changes) -> TrainConfig:
+    base = dict(data=["in-memory"], out=str(tmp_path / "run"), model=str(tmp_path / "config.json"), steps=40,
+                batch_size=8, lr=3e-3, lr_discriminator=1e-3, warmup=1, disc_channels=8, val_pairs=8, val_every=20,
+                save_every=20, log_every=5, workers=0)
+    (tmp_path / "config.json").write_text(json.dumps(TINY))
+    return TrainConfig(**{**base, **changes})
+
+
+def reconstruction_loss(model: DCKTalker, data: MouthPairs) -> float:
+    batch = [data[i] for i in range(len(data))]
+    stack = {key: torch.stack([item[key] for item in batch]) for key in batch[0]}
+    model.eval()
+    with torch.no_grad():
+        return torch.nn.functional.l1_loss(model(stack["input"], stack["mel"]).output, stack["target"]).item()
+
+
+def test_training_lowers_the_loss_and_resumes(tmp_path):
+    data = MouthPairs()
+    torch.manual_seed(0)
+    before = reconstruction_loss(DCKTalker(**TINY), data)
+    metrics = train(config(tmp_path, steps=20), dataset=data)
+    assert set(metrics) == {"psnr", "ssim"}
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    first = latest_checkpoint(checkpoints)
+    assert first is not None and first.name == "step-00000020"
+    assert not list(checkpoints.glob(".step-*"))  # no partial folders left behind
+    after = reconstruction_loss(DCKTalker.from_pretrained(first / "model"), data)
+    assert after < 0.85 * before
+
+    train(config(tmp_path, steps=40, resume=True), dataset=data)
+    last = latest_checkpoint(checkpoints)
+    assert last.name == "step-00000040"
+    card = (last / "model" / "README.md").read_text()
+    assert "| psnr |" in card and "| ssim |" in card
+    assert reconstruction_loss(DCKTalker.from_pretrained(last / "model"), data) < after
+    assert (tmp_path / "run" / "dck-talking").is_dir()  # TensorBoard logs
+
+
+class RecordingApi:
+    """Stands in for `huggingface_hub.HfApi`: records the calls and the folder that would be uploaded."""
+
+    def __init__(self) -> None:
+        self.calls, self.files = [], {}
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        self.calls.append(("upload_folder", repo_id, kwargs))
+        self.files = {p.name: p.read_bytes() for p in __import__("pathlib").Path(folder_path).iterdir()}
+        return type("CommitInfo", (), {"commit_url": f"https://hub/{repo_id}/commit/1"})()
+
+
+def test_push_to_hub_uploads_the_model_folder_with_metrics():
+    api = RecordingApi()
+    url = push_to_hub(DCKTalker(**TINY), "someone/dck-test", {"psnr": 30.5, "lmd": 1.5}, api=api)
+    assert url == "https://hub/someone/dck-test/commit/1"
+    assert [call[0] for call in api.calls] == ["create_repo", "upload_folder"]
+    assert sorted(api.files) == ["README.md", "config.json", "model.safetensors"]
+    card = api.files["README.md"].decode()
+    assert "| psnr | 30.5 |" in card and "| lmd | 1.5 |" in card
+    assert json.loads(api.files["config.json"])["dck_channels"] == 16
