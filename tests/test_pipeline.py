@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -165,3 +167,28 @@ def test_cli_generate_with_a_checkpoint(clip, tmp_path, capsys):
     assert code == 0 and out.is_file()
     summary = capsys.readouterr().out
     assert "75 frames at 25.00 fps" in summary and "passed through unchanged" in summary
+
+
+def test_rotated_variable_frame_rate_phone_video(pipe, tmp_path):
+    """A clip stored sideways with a display rotation (as phones record) and irregular timestamps:
+    the output is upright, at the probed constant rate, and the face is found."""
+    path = tmp_path / "phone.mp4"
+    times_ms = [0, 40, 80, 150, 170, 200, 280, 320, 360, 400, 440, 480]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.set_display_rotation(90)  # shown turned 90 degrees counter-clockwise
+        for i, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(scene(i), k=-1)), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    speech = tmp_path / "short.wav"
+    sf.write(speech, load_audio(SPEECH)[:8000], 16000)  # 0.5 s
+    summary = pipe.generate(path, speech, tmp_path / "upright.mp4")
+    info = probe(tmp_path / "upright.mp4")
+    assert (info.width, info.height, info.rotation) == (WIDTH, HEIGHT, 0)
+    assert summary.frames == math.ceil(0.5 * info.fps) and summary.faces == summary.frames
+    first = next(iter_frames(tmp_path / "upright.mp4"))
+    assert np.abs(first[-20:, :30].astype(int) - 90).mean() < 4  # the flat background corner, upright

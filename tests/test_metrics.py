@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+
+from dck_talking.face import LIP_INDICES
+from dck_talking.metrics import lip_gap, lmd, psnr, speech_envelope, ssim, sync_score
+
+
+def test_psnr_of_a_known_error():
+    target = torch.zeros(2, 3, 16, 16)
+    output = torch.full_like(target, 0.1)  # MSE 0.01 -> 20 dB
+    torch.testing.assert_close(psnr(output, target), torch.tensor([20.0, 20.0]))
+
+
+def test_ssim_is_one_for_identical_images_and_falls_with_noise():
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ssim(images, images), torch.ones(2))
+    noisy = (images + 0.2 * torch.randn_like(images)).clamp(0, 1)
+    assert (ssim(noisy, images) < 0.9).all()
+
+
+def test_lmd_is_the_mean_lip_distance():
+    landmarks = np.random.default_rng(0).uniform(0, 256, (478, 2))
+    moved = landmarks.copy()
+    moved[list(LIP_INDICES)] += [3.0, 4.0]
+    assert lmd(landmarks, landmarks) == 0
+    assert lmd(moved, landmarks) == pytest.approx(5.0)
+
+
+def test_lip_gap_is_relative_to_mouth_width():
+    landmarks = np.zeros((478, 2))
+    landmarks[61], landmarks[291] = (100, 200), (160, 200)  # mouth corners, 60 px apart
+    landmarks[13], landmarks[14] = (130, 195), (130, 210)  # inner lips 15 px apart
+    assert lip_gap(landmarks) == pytest.approx(0.25)
+
+
+def test_sync_score_finds_the_offset():
+    rng = np.random.default_rng(0)
+    envelope = np.convolve(rng.normal(size=200), np.ones(4) / 4, mode="same")
+    aligned = sync_score(envelope.copy(), envelope)
+    assert aligned.score == pytest.approx(1.0) and aligned.offset == 0
+    shifted = sync_score(envelope[3:], envelope[:-3])  # frame i shows the mouth for audio frame i + 3
+    assert shifted.offset == 3 and shifted.score < 0.9
+    with_gaps = envelope.copy()
+    with_gaps[::7] = np.nan  # frames without landmarks are left out
+    assert sync_score(with_gaps, envelope).offset == 0
+
+
+def test_speech_envelope_follows_loudness():
+    mel = np.full((80, 400), -4.0, np.float32)
+    mel[:, 100:200] = 1.0  # loud from 1.25 s to 2.5 s
+    envelope = speech_envelope(mel, 125, fps=25)  # 5 s of video
+    assert envelope[40:60].min() > envelope[:25].max()
+    assert len(envelope) == 125 and np.isfinite(envelope).all()
