@@ -64,6 +64,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(evaluate.format_table(rows, min(args.pairs, len(dataset))))
 
 
+def _app(args: argparse.Namespace) -> None:
+    from .webapp import build_demo, launch, load_model
+
+    launch(build_demo(*load_model(args.checkpoint), device=args.device), server_name=args.host, server_port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DTYPES, RESOLUTIONS
     from .model import PRESETS
@@ -97,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
     generate.set_defaults(func=_generate)
+
+    app = commands.add_parser("app", help="serve the Gradio web demo (the Hugging Face Space) on this machine")
+    app.add_argument("--checkpoint", help="checkpoint folder or Hugging Face Hub repo id "
+                                          "(default: $DCK_CHECKPOINT, else an untrained model)")
+    app.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    app.add_argument("--host", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)")
+    app.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")
+    app.set_defaults(func=_app)
 
     train = commands.add_parser("train", help="train or fine-tune DCKTalker (L1 x 10 + LSGAN), with accelerate")
     train.add_argument("--data", action="append", required=True, help="a prepare/synth output folder (repeatable)")

@@ -124,9 +124,11 @@ class TalkingFacePipeline:
         return self.generate(face, audio, output, **options).output
 
     def generate(self, face: str | Path, audio: str | Path, output: str | Path, *, length: str = "pingpong",
-                 face_index: int = 0, fps: float = PHOTO_FPS, progress: bool | Progress = False) -> Summary:
+                 face_index: int = 0, fps: float = PHOTO_FPS, progress: bool | Progress = False,
+                 show_mask: bool = False) -> Summary:
         """Like `__call__`, returning a `Summary`. `length` extends a video shorter than the audio
-        (`pingpong`, `loop` or `freeze`); `fps` is the frame rate of a photo's video."""
+        (`pingpong`, `loop` or `freeze`); `fps` is the frame rate of a photo's video; `show_mask`
+        puts the attention mask, as pasted, to the right of each frame (the video is twice as wide)."""
         if length not in POLICIES:
             raise ValueError(f"unknown length policy {length!r}; choose from {', '.join(POLICIES)}")
         face, audio, output = Path(face), Path(audio), Path(output)
@@ -158,10 +160,10 @@ class TalkingFacePipeline:
         start = time.perf_counter()
         report = _progress_callback(progress, n_out)
         times = summary.stage_seconds
-        with VideoWriter(output, width, height, rate, audio=wav) as writer, \
+        with VideoWriter(output, 2 * width if show_mask else width, height, rate, audio=wav) as writer, \
                 _InThread(lambda frame: times.call("encode", writer.write, frame), 2 * self.batch_size) as write:
             mel = audio_lib.melspectrogram(wav)
-            for frame in self._render(frames, source, mel, rate, face_index, photo, summary):
+            for frame in self._render(frames, source, mel, rate, face_index, photo, summary, show_mask):
                 write(frame)
                 report(summary.frames, n_out)
                 if photo and not summary.faces:
@@ -183,7 +185,7 @@ class TalkingFacePipeline:
         yield from self._render(iter(frames), None, mel, rate, face_index, False, Summary(Path()))
 
     def _render(self, frames: Iterator[np.ndarray], source: list[int] | None, mel: np.ndarray, rate: Fraction,
-                face_index: int, photo: bool, summary: Summary) -> Iterator[np.ndarray]:
+                face_index: int, photo: bool, summary: Summary, show_mask: bool = False) -> Iterator[np.ndarray]:
         """The shared core: frames -> tracked (in a background thread, with decoding) -> batches
         cropped, lip-synced and pasted back on the device."""
         with FaceTracker(self.size, face_index=face_index, num_faces=max(4, face_index + 1),
@@ -192,18 +194,21 @@ class TalkingFacePipeline:
             index = 0
             for batch in _batches(tracked, self.batch_size):
                 mels = audio_lib.frame_windows(mel, len(batch), rate, first=index)
-                done = self._lip_sync([frame for frame, _ in batch], [m for _, m in batch], mels, summary)
+                done = self._lip_sync([frame for frame, _ in batch], [m for _, m in batch], mels, summary, show_mask)
                 index += len(batch)
                 summary.frames = index
                 yield from done
 
     @torch.inference_mode()
     def _lip_sync(self, batch: list[np.ndarray], matrices: list[np.ndarray | None], mels: torch.Tensor,
-                  summary: Summary) -> list[np.ndarray]:
-        """Run the model on the frames of `batch` that have a face and paste the result back."""
+                  summary: Summary, show_mask: bool = False) -> list[np.ndarray]:
+        """Run the model on the frames of `batch` that have a face and paste the result back;
+        with `show_mask`, each frame gets the mask view (see `mask_view`) on its right."""
         with_face = [i for i, m in enumerate(matrices) if m is not None]
         summary.faces += len(with_face)
         summary.passed_through += len(batch) - len(with_face)
+        if show_mask:  # a frame without a face has no mask
+            batch = [np.concatenate([f, f // 4], axis=1) if m is None else f for f, m in zip(batch, matrices)]
         if not with_face:
             return batch
         times = summary.stage_seconds
@@ -219,12 +224,22 @@ class TalkingFacePipeline:
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
         with times("paste"):
-            pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=result.alpha.float(),
-                                inplace=True)
+            alpha = result.alpha.float()
+            pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=alpha, inplace=True)
+            if show_mask:
+                weight = paste_back(torch.zeros_like(pasted[:, :1]), torch.ones_like(alpha), m, self.feather,
+                                    mask=alpha)
+                pasted = torch.cat([pasted, mask_view(pasted, weight)], dim=3)
             out = pasted.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         for j, i in enumerate(with_face):
             batch[i] = out[j]
         return batch
+
+
+def mask_view(frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) frames in [0, 1] darkened to a quarter, with the (B, 1, H, W) paste weight
+    (attention mask times the crop's feathered edge) drawn over them in white."""
+    return frames * 0.25 + weight * 0.75
 
 
 def load_speech(path: str | Path) -> np.ndarray:

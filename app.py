@@ -1,0 +1,12 @@
+"""Hugging Face Space entry point: `python app.py` serves the dck-talking web demo.
+
+The model loads once, here: `DCK_CHECKPOINT` (a checkpoint folder or Hub repo id) when set, else
+the untrained "compact" model (random weights), which the page says plainly.
+"""
+
+from dck_talking.webapp import build_demo, launch
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    launch(demo)
