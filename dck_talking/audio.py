@@ -8,14 +8,12 @@ mel window that belongs to each video frame.
 from __future__ import annotations
 
 import math
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import librosa
 import numpy as np
-import scipy.signal
 import torch
 
 from .errors import InputError
@@ -71,24 +69,37 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
-def melspectrogram(wav: np.ndarray) -> np.ndarray:
-    """Normalised log-mel spectrogram, shape (80, T) with T = len(wav) // 200 + 1, values in [-4, 4]."""
+def melspectrogram(wav: np.ndarray, chunk_steps: int = 4096) -> np.ndarray:
+    """Normalised log-mel spectrogram, shape (80, T) with T = len(wav) // 200 + 1, values in [-4, 4].
+
+    Computed `chunk_steps` columns at a time from one padded signal (the same numbers as a single
+    STFT), so hours of audio need little more memory than the waveform itself.
+    """
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
         raise ValueError(f"expected mono audio of shape (n,), got {wav.shape}")
     if len(wav) == 0:
         return np.full((N_MELS, 1), SILENCE, dtype=np.float32)
-    emphasised = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav)
-    # librosa >= 0.10 pads with zeros by default; Wav2Lip's librosa 0.7 reflected. A signal shorter
-    # than half a window cannot be reflected and is zero-padded (librosa warns; that case is expected).
-    pad_mode = "reflect" if len(emphasised) > N_FFT // 2 else "constant"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="n_fft=.* is too large")
-        spec = np.abs(librosa.stft(emphasised, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT,
-                                   window="hann", center=True, pad_mode=pad_mode))
-    db = 20.0 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - REF_LEVEL_DB
-    norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / -MIN_LEVEL_DB - MAX_ABS
-    return np.clip(norm, -MAX_ABS, MAX_ABS).astype(np.float32)
+    # Pre-emphasis written straight into the centred-frame padding: librosa >= 0.10 pads with zeros
+    # by default, Wav2Lip's librosa 0.7 reflected. A signal shorter than half a window is zero-padded.
+    pad = N_FFT // 2
+    padded = np.zeros(len(wav) + 2 * pad, dtype=np.float32)
+    body = padded[pad: pad + len(wav)]
+    body[0] = wav[0]
+    np.subtract(wav[1:], PREEMPHASIS * wav[:-1], out=body[1:])
+    if len(wav) > pad:
+        padded[:pad] = body[pad:0:-1]
+        padded[-pad:] = body[-2:-pad - 2:-1]
+    n_steps = len(wav) // HOP + 1
+    mel = np.empty((N_MELS, n_steps), dtype=np.float32)
+    for first in range(0, n_steps, chunk_steps):
+        last = min(first + chunk_steps, n_steps)
+        segment = padded[first * HOP: (last - 1) * HOP + N_FFT]
+        spec = np.abs(librosa.stft(segment, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, window="hann",
+                                   center=False))
+        db = 20.0 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - REF_LEVEL_DB
+        mel[:, first:last] = np.clip(2 * MAX_ABS * (db - MIN_LEVEL_DB) / -MIN_LEVEL_DB - MAX_ABS, -MAX_ABS, MAX_ABS)
+    return mel
 
 
 def window_starts(n_frames: int, fps: float | Fraction, n_steps: int, first: int = 0) -> np.ndarray:

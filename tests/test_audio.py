@@ -163,3 +163,19 @@ def test_load_audio_errors_name_the_file(tmp_path):
             out.mux(packet)
     with pytest.raises(InputError, match="silent.mp4: has no audio stream"):
         load_audio(tmp_path / "silent.mp4")
+
+
+@pytest.mark.parametrize("n_samples", [300, 401, 16037])
+def test_chunked_mel_equals_one_centred_librosa_stft(n_samples):
+    import librosa
+    import scipy.signal
+
+    from dck_talking.audio import _MEL_BASIS
+
+    wav = np.random.default_rng(1).normal(scale=0.3, size=n_samples).astype(np.float32)
+    emphasised = scipy.signal.lfilter([1, -0.97], [1], wav)
+    pad_mode = "reflect" if n_samples > 400 else "constant"
+    spec = np.abs(librosa.stft(emphasised, n_fft=800, hop_length=200, window="hann", center=True, pad_mode=pad_mode))
+    reference = np.clip(8 * (20 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - 20 + 100) / 100 - 4, -4, 4)
+    np.testing.assert_allclose(melspectrogram(wav, chunk_steps=7), reference, atol=1e-4)
+    np.testing.assert_allclose(melspectrogram(wav), reference, atol=1e-4)
