@@ -151,11 +151,14 @@ class TalkingFacePipeline:
                                     f"shorter than one video frame at {float(rate):.2f} fps")
         if photo:
             frames: Iterator[np.ndarray] = repeat(still, n_out)
-            source = [0] * n_out
+            source: list[int] | None = [0] * n_out
         else:
             n_src = count_frames(face, rate)
-            source = list(source_indices(n_out, n_src, length))
-            frames = islice(iter_frames(face, rate), n_out) if n_out <= n_src else iter_frames_at(face, source, rate)
+            if n_out <= n_src:  # trimmed: every frame is shown once, in order
+                source, frames = None, islice(iter_frames(face, rate), n_out)
+            else:
+                source = list(source_indices(n_out, n_src, length))
+                frames = iter_frames_at(face, source, rate)
         summary = Summary(output=output, fps_source=float(rate))
         start = time.perf_counter()
         report = _progress_callback(progress, n_out)
