@@ -41,6 +41,32 @@ def _generate(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _prepare(args: argparse.Namespace) -> None:
+    from .data.prepare import prepare
+
+    summary = prepare(args.videos, args.out, size=args.size, workers=args.workers, min_seconds=args.min_seconds,
+                      retry_skipped=args.retry_skipped, paired=args.paired, progress=True)
+    print(summary)
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from .data.synth import VOICES, contact_sheet, openness_check, synth
+
+    summary = synth(args.faces, args.out, speech=args.speech, text=args.text, groups=args.groups,
+                    speeches_per_group=args.speeches_per_group, seconds=args.seconds, size=args.size,
+                    workers=args.workers, seed=args.seed, voices=args.voices or VOICES, motion=args.motion,
+                    progress=True)
+    print(summary)
+    if args.contact_sheet:
+        print(f"contact sheet: {contact_sheet(args.out, args.contact_sheet)}")
+    if args.check:
+        check = openness_check(args.out)
+        print(f"lip gap measured by MediaPipe vs viseme openness over {check['frames']} frames of {check['clips']} "
+              f"clips: Pearson r {check['pearson_r']:.3f}; gap at bilabials {check['gap_at_bilabials_mean']:.3f} "
+              f"(95th percentile {check['gap_at_bilabials_p95']:.3f}, {check['bilabial_frames']} frames), "
+              f"gap when open (openness > 0.4) {check['gap_when_open_mean']:.3f}")
+
+
 def _train(args: argparse.Namespace) -> None:
     from .train import TrainConfig, train
 
@@ -111,6 +137,40 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)")
     app.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")
     app.set_defaults(func=_app)
+
+    prepare = commands.add_parser("prepare", help="talking-face videos with sound -> training clips (crops, mel, lips)")
+    prepare.add_argument("videos", help="folder of videos, any depth (LRS2, VoxCeleb, HDTF layouts or your own)")
+    prepare.add_argument("out", help="output folder (clips/, index.json); re-running resumes")
+    prepare.add_argument("--size", type=int, default=256, help="face crop size: the model's image size")
+    prepare.add_argument("--workers", type=int, help="processes (default: one per CPU)")
+    prepare.add_argument("--min-seconds", type=float, default=0.5, help="shorter clips are skipped")
+    prepare.add_argument("--paired", action="store_true",
+                         help="VIDEOS/<group>/<speech>.mp4 are your own pairs (same head motion, different "
+                              "speech): written as groups, cropped alike")
+    prepare.add_argument("--retry-skipped", action="store_true", help="also retry sources skipped by an earlier run")
+    prepare.set_defaults(func=_prepare)
+
+    synth = commands.add_parser("synth", help="synthetic paired videos: one face and head motion, several speeches")
+    synth.add_argument("--faces", nargs="+", required=True, help="face photos or silent face videos, or folders")
+    synth.add_argument("--speech", nargs="+",
+                       help="speech recordings or folders (pocketsphinx phones; a transcript NAME.txt beside "
+                            "a recording enables forced alignment)")
+    synth.add_argument("--text", nargs="+",
+                       help="sentences, or text files with one per line, spoken by espeak-ng "
+                            "(default without --speech: built-in sentences)")
+    synth.add_argument("--out", required=True, help="output folder (groups/, index.json); re-running resumes")
+    synth.add_argument("--groups", type=int, default=8, help="identity + head motion combinations")
+    synth.add_argument("--speeches-per-group", type=int, default=4, help="different speeches rendered per group")
+    synth.add_argument("--seconds", type=float, default=8.0, help="length of every clip")
+    synth.add_argument("--size", type=int, default=256, help="face crop size: the model's image size")
+    synth.add_argument("--workers", type=int, help="processes (default: one per CPU)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--voices", nargs="+", help="espeak-ng voices to draw from (default: 10 English voices)")
+    synth.add_argument("--motion", type=float, default=1.0, help="head motion of photos (0 = still, 1 = natural)")
+    synth.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet of synthetic frames")
+    synth.add_argument("--check", action="store_true",
+                       help="measure the lip gap with MediaPipe on the results against the viseme openness")
+    synth.set_defaults(func=_synth)
 
     train = commands.add_parser("train", help="train or fine-tune DCKTalker (L1 x 10 + LSGAN), with accelerate")
     train.add_argument("--data", action="append", required=True, help="a prepare/synth output folder (repeatable)")
