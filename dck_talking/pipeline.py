@@ -176,7 +176,7 @@ class TalkingFacePipeline:
         summary.seconds = time.perf_counter() - start
         return summary
 
-    def stream(self, frames: Iterable[np.ndarray], audio: str | Path | np.ndarray, fps: float,
+    def stream(self, frames: Iterable[np.ndarray], audio: str | Path | np.ndarray, fps: float = 25.0,
                face_index: int = 0) -> Iterator[np.ndarray]:
         """Yield lip-synced frames for `frames` (RGB uint8, at `fps`) speaking `audio` (a file, or
         mono float32 samples at 16 kHz). Lookahead: an output frame comes out once its batch of
