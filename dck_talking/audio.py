@@ -55,51 +55,84 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
         stream.thread_type = "AUTO"
         # Resample in planar float, then average the channels (FFmpeg's own downmix scales by 1/sqrt(2)).
         resampler = av.AudioResampler(format="fltp", rate=sr)
-        chunks: list[np.ndarray] = []
+        samples = _Samples(_expected_samples(container, stream, sr))
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().mean(axis=0))
+                    samples.append(out.to_ndarray().mean(axis=0))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0))
+                samples.append(out.to_ndarray().mean(axis=0))
         except av.FFmpegError as exc:
             raise InputError(path, f"audio stream cannot be decoded ({exc.strerror or exc})") from None
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    return samples.array()
+
+
+class _Samples:
+    """A growing float32 buffer, sized up front from the container's duration, so decoding a long
+    recording does not hold it twice (a list of chunks plus their concatenation)."""
+
+    def __init__(self, expected: int) -> None:
+        self.buffer = np.empty(max(expected, 1), dtype=np.float32)
+        self.size = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        if self.size + len(chunk) > len(self.buffer):
+            self.buffer = np.resize(self.buffer, max(2 * len(self.buffer), self.size + len(chunk)))
+        self.buffer[self.size: self.size + len(chunk)] = chunk
+        self.size += len(chunk)
+
+    def array(self) -> np.ndarray:
+        return self.buffer[: self.size]
+
+
+def _expected_samples(container: av.container.InputContainer, stream: av.AudioStream, sr: int) -> int:
+    """Samples the decoded stream should have at `sr` Hz, plus a second of slack; 0 when unknown."""
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / av.time_base
+    else:
+        return 0
+    return int((seconds + 1) * sr)
 
 
 def melspectrogram(wav: np.ndarray, chunk_steps: int = 4096) -> np.ndarray:
     """Normalised log-mel spectrogram, shape (80, T) with T = len(wav) // 200 + 1, values in [-4, 4].
 
-    Computed `chunk_steps` columns at a time from one padded signal (the same numbers as a single
-    STFT), so hours of audio need little more memory than the waveform itself.
+    Computed `chunk_steps` columns at a time (the same numbers as one centred STFT), so hours of
+    audio need little more memory than the waveform itself.
     """
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
         raise ValueError(f"expected mono audio of shape (n,), got {wav.shape}")
     if len(wav) == 0:
         return np.full((N_MELS, 1), SILENCE, dtype=np.float32)
-    # Pre-emphasis written straight into the centred-frame padding: librosa >= 0.10 pads with zeros
-    # by default, Wav2Lip's librosa 0.7 reflected. A signal shorter than half a window is zero-padded.
-    pad = N_FFT // 2
-    padded = np.zeros(len(wav) + 2 * pad, dtype=np.float32)
-    body = padded[pad: pad + len(wav)]
-    body[0] = wav[0]
-    np.subtract(wav[1:], PREEMPHASIS * wav[:-1], out=body[1:])
-    if len(wav) > pad:
-        padded[:pad] = body[pad:0:-1]
-        padded[-pad:] = body[-2:-pad - 2:-1]
     n_steps = len(wav) // HOP + 1
     mel = np.empty((N_MELS, n_steps), dtype=np.float32)
     for first in range(0, n_steps, chunk_steps):
         last = min(first + chunk_steps, n_steps)
-        segment = padded[first * HOP: (last - 1) * HOP + N_FFT]
+        segment = _emphasised(wav, first * HOP - N_FFT // 2, (last - 1) * HOP + N_FFT // 2)
         spec = np.abs(librosa.stft(segment, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, window="hann",
                                    center=False))
         db = 20.0 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - REF_LEVEL_DB
         mel[:, first:last] = np.clip(2 * MAX_ABS * (db - MIN_LEVEL_DB) / -MIN_LEVEL_DB - MAX_ABS, -MAX_ABS, MAX_ABS)
     return mel
+
+
+def _emphasised(wav: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Samples `start .. stop - 1` of the pre-emphasised signal, padded past its ends as a centred
+    STFT pads: reflected (Wav2Lip's librosa 0.7; librosa >= 0.10 would pad with zeros), or zeros for
+    a signal shorter than half a window, which cannot be reflected."""
+    n = len(wav)
+    index = np.arange(start, stop)
+    inside = (index >= 0) & (index < n)
+    if n > N_FFT // 2:
+        index = np.abs(index)
+        index = np.where(index > n - 1, 2 * (n - 1) - index, index)
+        inside[:] = True
+    index = np.clip(index, 0, n - 1)
+    previous = np.where(index > 0, wav[np.maximum(index - 1, 0)], 0.0)
+    return np.where(inside, wav[index] - PREEMPHASIS * previous, 0.0).astype(np.float32)
 
 
 def window_starts(n_frames: int, fps: float | Fraction, n_steps: int, first: int = 0) -> np.ndarray:

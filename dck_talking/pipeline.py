@@ -206,7 +206,7 @@ class TalkingFacePipeline:
     def _lip_sync(self, batch: list[np.ndarray], matrices: list[np.ndarray | None], mels: torch.Tensor,
                   summary: Summary, show_mask: bool = False) -> list[np.ndarray]:
         """Run the model on the frames of `batch` that have a face and paste the result back;
-        with `show_mask`, each frame gets the mask view (see `mask_view`) on its right."""
+        with `show_mask`, each frame gets, on its right, itself darkened with the pasted mask in white."""
         with_face = [i for i, m in enumerate(matrices) if m is not None]
         summary.faces += len(with_face)
         summary.passed_through += len(batch) - len(with_face)
@@ -216,9 +216,13 @@ class TalkingFacePipeline:
             return batch
         times = summary.stage_seconds
         with times("crop"):
-            frames = torch.from_numpy(np.stack([batch[i] for i in with_face])).to(self.device)
-            frames = frames.permute(0, 3, 1, 2).float().div_(255)
+            # Only the box under the crops travels to the device and back as floats, not whole frames.
+            height, width = batch[with_face[0]].shape[:2]
             m = np.stack([matrices[i] for i in with_face])
+            x0, y0, x1, y1 = _crop_box(m, self.size, width, height)
+            m[:, :, 2] += m[:, :, :2] @ np.array([x0, y0], np.float64)  # frame -> box coordinates
+            region = np.stack([batch[i][y0:y1, x0:x1] for i in with_face])
+            frames = torch.from_numpy(region).to(self.device).permute(0, 3, 1, 2).float().div_(255)
             crops = warp_to_crop(frames, m, self.size)
         autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
                     else contextlib.nullcontext())
@@ -229,20 +233,41 @@ class TalkingFacePipeline:
         with times("paste"):
             alpha = result.alpha.float()
             pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=alpha, inplace=True)
+            out = _to_uint8(pasted)
             if show_mask:
                 weight = paste_back(torch.zeros_like(pasted[:, :1]), torch.ones_like(alpha), m, self.feather,
                                     mask=alpha)
-                pasted = torch.cat([pasted, mask_view(pasted, weight)], dim=3)
-            out = pasted.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        for j, i in enumerate(with_face):
-            batch[i] = out[j]
+                masks = _to_uint8(weight * 0.75)
+            for j, i in enumerate(with_face):
+                frame = batch[i].copy()
+                frame[y0:y1, x0:x1] = out[j]
+                if show_mask:
+                    view = frame // 4
+                    view[y0:y1, x0:x1] += masks[j]
+                    frame = np.concatenate([frame, view], axis=1)
+                batch[i] = frame
         return batch
 
 
-def mask_view(frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) frames in [0, 1] darkened to a quarter, with the (B, 1, H, W) paste weight
-    (attention mask times the crop's feathered edge) drawn over them in white."""
-    return frames * 0.25 + weight * 0.75
+def _crop_box(matrices: np.ndarray, size: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer box (x0, y0, x1, y1) of the frame that holds every crop's footprint, with a margin
+    for bilinear taps and antialiasing, clipped to the frame."""
+    corners = np.array([[-1.0, -1.0, size + 1, size + 1], [-1.0, size + 1, -1.0, size + 1], [1, 1, 1, 1]])
+    points = []
+    for matrix in matrices:
+        full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+        points.append((np.linalg.inv(full) @ corners)[:2])
+    xs, ys = np.concatenate([p[0] for p in points]), np.concatenate([p[1] for p in points])
+    scale = np.sqrt(abs(np.linalg.det(matrices[0][:, :2])))
+    margin = int(np.ceil(1 / max(scale, 1e-6))) + 2
+    x0, y0 = max(int(np.floor(xs.min())) - margin, 0), max(int(np.floor(ys.min())) - margin, 0)
+    x1, y1 = min(int(np.ceil(xs.max())) + margin + 1, width), min(int(np.ceil(ys.max())) + margin + 1, height)
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) floats in [0, 1] -> (B, H, W, C) uint8 on the CPU."""
+    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def load_speech(path: str | Path) -> np.ndarray:

@@ -179,3 +179,13 @@ def test_chunked_mel_equals_one_centred_librosa_stft(n_samples):
     reference = np.clip(8 * (20 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - 20 + 100) / 100 - 4, -4, 4)
     np.testing.assert_allclose(melspectrogram(wav, chunk_steps=7), reference, atol=1e-4)
     np.testing.assert_allclose(melspectrogram(wav), reference, atol=1e-4)
+
+
+def test_sample_buffer_grows_past_its_estimate():
+    from dck_talking.audio import _Samples
+
+    chunks = [np.arange(i, i + 5, dtype=np.float32) for i in range(0, 50, 5)]
+    samples = _Samples(expected=3)
+    for chunk in chunks:
+        samples.append(chunk)
+    np.testing.assert_array_equal(samples.array(), np.concatenate(chunks))
