@@ -75,7 +75,7 @@ def _train(args: argparse.Namespace) -> None:
                          workers=args.workers, wav2lip=args.wav2lip, freeze_audio=args.freeze_audio,
                          push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed,
                          mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
-                         val_every=args.val_every, save_every=args.save_every)
+                         val_every=args.val_every, save_every=args.save_every, disc_channels=args.disc_channels)
     metrics = train(config)
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--freeze-audio", action="store_true", help="keep the audio encoder fixed")
     train.add_argument("--mouth-weight", type=float, default=0.0, help="extra L1 on the lower half of the crop")
     train.add_argument("--mask-weight", type=float, default=0.0, help="extra pull of the attention mask to 0")
+    train.add_argument("--disc-channels", type=int, default=64,
+                       help="width of the PatchGAN discriminator (64 as pix2pix; 32 is 4x cheaper on a CPU)")
     train.add_argument("--val-every", type=int, default=500)
     train.add_argument("--save-every", type=int, default=1000)
     train.add_argument("--seed", type=int, default=0)
