@@ -22,15 +22,6 @@ EXAMPLES = Path(__file__).parent / "assets" / "examples"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def default_device() -> str:
-    """"cuda" or "mps" when available, else "cpu"."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def default_dtypes(device: str) -> list[str]:
     """The precisions worth comparing on a device: bf16 on CPUs, fp16 and bf16 on GPUs."""
     return ["fp32", "bf16"] if device == "cpu" else ["fp32", "fp16", "bf16"]

@@ -10,8 +10,9 @@ from .errors import DCKError
 
 def _bench(args: argparse.Namespace) -> None:
     from . import bench
+    from .pipeline import default_device
 
-    device = args.device or bench.default_device()
+    device = args.device or default_device().type
     if args.pipeline:
         preset = args.presets[0] if len(args.presets) == 1 else "compact"
         rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, args.batch_sizes[0])
