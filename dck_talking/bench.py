@@ -3,7 +3,6 @@ batch size and dtype) and the whole pipeline (frames/s and the time of each stag
 
 from __future__ import annotations
 
-import contextlib
 import math
 import tempfile
 import time
@@ -16,6 +15,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .model import DCKTalker
+from .pipeline import precision
 
 EXAMPLES = Path(__file__).parent / "assets" / "examples"
 
@@ -25,13 +25,6 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 def default_dtypes(device: str) -> list[str]:
     """The precisions worth comparing on a device: bf16 on CPUs, fp16 and bf16 on GPUs."""
     return ["fp32", "bf16"] if device == "cpu" else ["fp32", "fp16", "bf16"]
-
-
-def precision(device: str, dtype: str) -> contextlib.AbstractContextManager:
-    """Autocast to `dtype` (what the pipeline does), or nothing for fp32."""
-    if dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=DTYPES[dtype])
 
 
 @dataclass
@@ -66,7 +59,7 @@ def time_model(model: DCKTalker, device: str, dtype: str, batch: int, seconds: f
     size = model.image_size
     frames = torch.rand(batch, 3, size, size, device=device)
     mels = torch.randn(batch, 1, 80, 16, device=device)
-    with torch.inference_mode(), precision(device, dtype):
+    with torch.inference_mode(), precision(device, DTYPES[dtype]):
         model(frames, mels)
         _synchronize(device)
         calls, start = 0, time.perf_counter()

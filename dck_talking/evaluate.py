@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .model import DCKTalker
+from .model import DCKTalker, TalkerOutput
 from .train import validate
 
 
@@ -24,8 +24,8 @@ class Row:
 class _Identity(torch.nn.Module):
     """The baseline that returns the input frame unchanged."""
 
-    def forward(self, frames: torch.Tensor, mels: torch.Tensor):
-        return type("Output", (), {"output": frames})()
+    def forward(self, frames: torch.Tensor, mels: torch.Tensor) -> TalkerOutput:
+        return TalkerOutput(output=frames, alpha=torch.zeros_like(frames[:, :1]), motion=frames)
 
 
 def evaluate(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 256, batch_size: int = 16,

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import audio as audio_lib
 from .errors import InputError
-from .face import FaceTracker, paste_back, warp_to_crop
+from .face import FaceTracker, crop_footprint, paste_back, warp_to_crop
 from .image import is_image, read_image
 from .model import DCKTalker
 from .timeline import POLICIES, output_frame_count, source_indices
@@ -103,6 +103,13 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def precision(device_type: str, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Autocast to `dtype` on `device_type`, or nothing for fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=dtype)
+
+
 class TalkingFacePipeline:
     """Detection, crop, inference and blending around a `DCKTalker`.
 
@@ -134,8 +141,6 @@ class TalkingFacePipeline:
         face, audio, output = Path(face), Path(audio), Path(output)
         if not output.parent.is_dir():
             raise InputError(output, f"output folder {output.parent} does not exist")
-        if not face.is_file():
-            raise InputError(face, "file not found")
         wav = load_speech(audio)
         photo = is_image(face)
         if photo:
@@ -224,20 +229,18 @@ class TalkingFacePipeline:
             region = np.stack([batch[i][y0:y1, x0:x1] for i in with_face])
             frames = torch.from_numpy(region).to(self.device).permute(0, 3, 1, 2).float().div_(255)
             crops = warp_to_crop(frames, m, self.size)
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
-                    else contextlib.nullcontext())
-        with times("model"), autocast:
+        with times("model"), precision(self.device.type, self.dtype):
             result = self.model(crops, mels[with_face].to(self.device))
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
         with times("paste"):
             alpha = result.alpha.float()
             pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=alpha, inplace=True)
-            out = _to_uint8(pasted)
+            out = to_uint8(pasted)
             if show_mask:
                 weight = paste_back(torch.zeros_like(pasted[:, :1]), torch.ones_like(alpha), m, self.feather,
                                     mask=alpha)
-                masks = _to_uint8(weight * 0.75)
+                masks = to_uint8(weight * 0.75)
             for j, i in enumerate(with_face):
                 frame = batch[i].copy()
                 frame[y0:y1, x0:x1] = out[j]
@@ -251,21 +254,16 @@ class TalkingFacePipeline:
 
 def _crop_box(matrices: np.ndarray, size: int, width: int, height: int) -> tuple[int, int, int, int]:
     """Integer box (x0, y0, x1, y1) of the frame that holds every crop's footprint, with a margin
-    for bilinear taps and antialiasing, clipped to the frame."""
-    corners = np.array([[-1.0, -1.0, size + 1, size + 1], [-1.0, size + 1, -1.0, size + 1], [1, 1, 1, 1]])
-    points = []
-    for matrix in matrices:
-        full = np.vstack([matrix, [0.0, 0.0, 1.0]])
-        points.append((np.linalg.inv(full) @ corners)[:2])
-    xs, ys = np.concatenate([p[0] for p in points]), np.concatenate([p[1] for p in points])
-    scale = np.sqrt(abs(np.linalg.det(matrices[0][:, :2])))
+    for bilinear taps and antialiasing blocks, clipped to the frame."""
+    fx0, fy0, fx1, fy1 = crop_footprint(matrices, size)
+    scale = np.sqrt(np.abs(np.linalg.det(matrices[:, :, :2]))).min()
     margin = int(np.ceil(1 / max(scale, 1e-6))) + 2
-    x0, y0 = max(int(np.floor(xs.min())) - margin, 0), max(int(np.floor(ys.min())) - margin, 0)
-    x1, y1 = min(int(np.ceil(xs.max())) + margin + 1, width), min(int(np.ceil(ys.max())) + margin + 1, height)
+    x0, y0 = max(int(np.floor(fx0)) - margin, 0), max(int(np.floor(fy0)) - margin, 0)
+    x1, y1 = min(int(np.ceil(fx1)) + margin + 1, width), min(int(np.ceil(fy1)) + margin + 1, height)
     return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
+def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) floats in [0, 1] -> (B, H, W, C) uint8 on the CPU."""
     return images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 

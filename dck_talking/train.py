@@ -28,6 +28,7 @@ from .errors import DCKError
 from .metrics import MouthLandmarks, lmd, psnr, ssim
 from .model import PRESETS, DCKTalker
 from .model.discriminator import PatchDiscriminator
+from .pipeline import to_uint8
 
 
 @dataclass
@@ -219,7 +220,6 @@ def validate(model: DCKTalker, loader: DataLoader, device: torch.device, landmar
 
 
 def _lmd_batch(detector: MouthLandmarks, output: torch.Tensor, target: torch.Tensor) -> list[float]:
-    to_uint8 = lambda images: (images.permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy()  # noqa: E731
     distances = []
     for generated, real in zip(to_uint8(output), to_uint8(target)):
         a, b = detector(generated), detector(real)

@@ -8,7 +8,7 @@ from .align import CropTransform, Similarity, align_face, canonical_points, inve
 from .landmarks import DEFAULT_MODEL_PATH, LIP_INDICES, Face, LandmarkDetector, select_face
 from .smoothing import OneEuroFilter, TransformSmoother
 from .tracker import FaceTracker
-from .warp import affine_grid_theta, feather_mask, paste_back, pixel_to_normalized, warp_to_crop
+from .warp import affine_grid_theta, crop_footprint, feather_mask, paste_back, pixel_to_normalized, warp_to_crop
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -23,6 +23,7 @@ __all__ = [
     "affine_grid_theta",
     "align_face",
     "canonical_points",
+    "crop_footprint",
     "feather_mask",
     "invert_affine",
     "paste_back",

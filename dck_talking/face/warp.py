@@ -66,6 +66,11 @@ def _footprint(inverse: torch.Tensor, size: int) -> tuple[float, float, float, f
     return pts[:, 0].min().item(), pts[:, 1].min().item(), pts[:, 0].max().item(), pts[:, 1].max().item()
 
 
+def crop_footprint(matrices: Matrices, size: int) -> tuple[float, float, float, float]:
+    """Bounding box (x0, y0, x1, y1) in frame pixels of the crops' outer edges, over the batch."""
+    return _footprint(torch.linalg.inv(_homogeneous(matrices)), size)
+
+
 def _shrink_factor(m: torch.Tensor) -> torch.Tensor:
     """Integer box-decimation factor per item: the largest ``k`` with crop scale * k <= 1."""
     scale = torch.linalg.det(m[:, :2, :2]).abs().sqrt()
