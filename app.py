@@ -1,7 +1,7 @@
 """Hugging Face Space entry point: `python app.py` serves the dck-talking web demo.
 
 The model loads once, here: `DCK_CHECKPOINT` (a checkpoint folder or Hub repo id) when set, else
-the untrained "compact" model (random weights), which the page says plainly.
+the default model bundled with the package; the page says which.
 """
 
 from dck_talking.webapp import build_demo, launch

@@ -14,10 +14,10 @@ import soundfile as sf
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .examples import FACE, SPEECH
 from .model import DCKTalker
 from .pipeline import precision
 
-EXAMPLES = Path(__file__).parent / "assets" / "examples"
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -123,7 +123,7 @@ def make_talking_head_video(path: Path, width: int, height: int, n_frames: int, 
     from .face import LandmarkDetector
     from .video import VideoWriter
 
-    photo = Image.open(EXAMPLES / "face.jpg").convert("RGB")
+    photo = Image.open(FACE).convert("RGB")
     with LandmarkDetector(num_faces=1, video=False) as detector:
         x0, y0, x1, y1 = detector.detect(np.asarray(photo))[0].box
     side = 2.2 * max(x1 - x0, y1 - y0)
@@ -151,7 +151,7 @@ def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: st
     pipe = TalkingFacePipeline(DCKTalker.from_preset(preset), device=device, batch_size=batch)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        speech = load_audio(EXAMPLES / "speech.wav")
+        speech = load_audio(SPEECH)
         n_frames = int(seconds * 25)
         audio = Path(folder) / "speech.wav"
         sf.write(audio, np.resize(speech, int(seconds * 16000)), 16000)

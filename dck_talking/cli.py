@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import DCKError
 
@@ -23,20 +24,11 @@ def _bench(args: argparse.Namespace) -> None:
     print(bench.format_table(rows, device))
 
 
-def _load_model(checkpoint: str | None):
-    from .model import DCKTalker
-
-    if checkpoint is None:
-        print("dck-talking: no --checkpoint given: using an untrained 'compact' model (random weights)",
-              file=sys.stderr)
-        return DCKTalker.from_preset("compact")
-    return DCKTalker.from_pretrained(checkpoint)
-
-
 def _generate(args: argparse.Namespace) -> None:
+    from .model import load_model
     from .pipeline import TalkingFacePipeline
 
-    pipe = TalkingFacePipeline(_load_model(args.checkpoint), device=args.device, batch_size=args.batch_size)
+    pipe = TalkingFacePipeline(load_model(args.checkpoint)[0], device=args.device, batch_size=args.batch_size)
     summary = pipe.generate(args.face, args.audio, args.out, length=args.length, face_index=args.face_index,
                             fps=args.fps, progress=True)
     print(summary)
@@ -76,7 +68,7 @@ def _train(args: argparse.Namespace) -> None:
                          workers=args.workers, wav2lip=args.wav2lip, freeze_audio=args.freeze_audio,
                          push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed,
                          mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
-                         val_every=args.val_every, save_every=args.save_every, disc_channels=args.disc_channels)
+                         val_data=args.val_data, val_every=args.val_every, save_every=args.save_every, disc_channels=args.disc_channels)
     metrics = train(config)
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -91,10 +83,34 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(evaluate.format_table(rows, min(args.pairs, len(dataset))))
 
 
-def _app(args: argparse.Namespace) -> None:
-    from .webapp import build_demo, launch, load_model
+def _sync(args: argparse.Namespace) -> None:
+    from .evaluate import delay_sweep, format_sweep
+    from .model import load_model
+    from .pipeline import TalkingFacePipeline
 
-    launch(build_demo(*load_model(args.checkpoint), device=args.device), server_name=args.host, server_port=args.port)
+    model, what = load_model(args.checkpoint)
+    scores = delay_sweep(TalkingFacePipeline(model, device=args.device), args.face, args.audio, args.max_delay)
+    print(f"{args.face} speaking {args.audio}, model: {what}\n")
+    print(format_sweep(scores))
+
+
+def _app(args: argparse.Namespace) -> None:
+    from .model import load_model
+    from .webapp import build_demo, launch
+
+    model, what = load_model(args.checkpoint)
+    launch(build_demo(model, f"Model: {what}.", device=args.device), server_name=args.host, server_port=args.port)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .examples import FACE, SPEECH
+    from .model import load_model
+    from .pipeline import TalkingFacePipeline
+
+    model, what = load_model(args.checkpoint)
+    summary = TalkingFacePipeline(model, device=args.device).generate(FACE, SPEECH, args.out, progress=True)
+    print(summary)
+    print(f"demo: {Path(args.out).resolve()} (Grace Hopper reading 3 s of Sense and Sensibility; model: {what})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="dck-talking", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    sync = commands.add_parser("sync", help="lip-sync score of rendered videos as the speech is delayed -N..+N frames")
+    sync.add_argument("--face", required=True, help="face video or photo")
+    sync.add_argument("--audio", required=True, help="speech recording")
+    sync.add_argument("--checkpoint", help="checkpoint folder or Hub repo id (default: $DCK_CHECKPOINT, else bundled)")
+    sync.add_argument("--max-delay", type=int, default=5, help="largest delay tried, in video frames")
+    sync.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    sync.set_defaults(func=_sync)
+
+    demo = commands.add_parser("demo", help="lip-sync the bundled example photo to the bundled speech (demo.mp4)")
+    demo.add_argument("--out", default="demo.mp4", help="output video (default: demo.mp4 here)")
+    demo.add_argument("--checkpoint", help="checkpoint folder or Hub repo id (default: $DCK_CHECKPOINT, else bundled)")
+    demo.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    demo.set_defaults(func=_demo)
 
     bench = commands.add_parser("bench", help="measure model throughput (ms/frame, frames/s) as a table")
     bench.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
@@ -188,10 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--wav2lip", help="start the audio encoder from a Wav2Lip/SyncNet checkpoint")
     train.add_argument("--freeze-audio", action="store_true", help="keep the audio encoder fixed")
-    train.add_argument("--mouth-weight", type=float, default=0.0, help="extra L1 on the lower half of the crop")
+    train.add_argument("--mouth-weight", type=float, default=0.0, help="extra L1 in a box around the target's lips")
     train.add_argument("--mask-weight", type=float, default=0.0, help="extra pull of the attention mask to 0")
     train.add_argument("--disc-channels", type=int, default=64,
                        help="width of the PatchGAN discriminator (64 as pix2pix; 32 is 4x cheaper on a CPU)")
+    train.add_argument("--val-data", action="append", default=[],
+                       help="held-out prepare/synth folder for validation (repeatable; default: pairs held out of --data)")
     train.add_argument("--val-every", type=int, default=500)
     train.add_argument("--save-every", type=int, default=1000)
     train.add_argument("--seed", type=int, default=0)

@@ -117,10 +117,11 @@ class TalkingFacePipeline:
     audio, fps)` yields frames as they are ready, `batch_size` frames behind its input.
     """
 
-    def __init__(self, model: DCKTalker, device: str | torch.device | None = None, batch_size: int = 8,
+    def __init__(self, model: DCKTalker | None = None, device: str | torch.device | None = None, batch_size: int = 8,
                  dtype: torch.dtype | None = None, feather: float = 8.0) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype or default_dtype(self.device)
+        model = model if model is not None else DCKTalker.from_pretrained()  # the bundled default
         self.model = model.eval().to(self.device)
         self.size = model.image_size
         self.batch_size = batch_size

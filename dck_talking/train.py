@@ -46,10 +46,11 @@ class TrainConfig:
     warmup: int = 200
     rec_weight: float = 10.0  # the paper's L_adv + 10 * L_rec
     adv_weight: float = 1.0
-    mouth_weight: float = 0.0  # extra L1 on the lower half of the crop (off: the paper has none)
+    mouth_weight: float = 0.0  # extra L1 in a box around the target's lips (off: the paper has none)
     mask_weight: float = 0.0  # extra L1 pull of the attention mask towards 0 (off)
     disc_channels: int = 64
     mixed_precision: str = "no"  # "no", "fp16" or "bf16"
+    val_data: list[str] = field(default_factory=list)  # held-out folders; empty: hold out pairs of `data`
     val_pairs: int = 64
     val_every: int = 500
     save_every: int = 1000
@@ -120,7 +121,14 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     model.audio_encoder.requires_grad_(not config.freeze_audio)
     model.train()
     discriminator = PatchDiscriminator(config.disc_channels)
-    train_set, val_set = split(dataset, config.val_pairs, config.seed)
+    if config.val_data:
+        from .data import PairDataset
+
+        held_out = PairDataset(config.val_data, seed=config.seed)
+        order = np.random.default_rng(config.seed).permutation(len(held_out))[:config.val_pairs].tolist()
+        train_set, val_set = dataset, Subset(held_out, order)
+    else:
+        train_set, val_set = split(dataset, config.val_pairs, config.seed)
     if len(train_set) == 0:
         raise DCKError(f"{', '.join(config.data)}: no training pairs found")
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) >= config.batch_size,
@@ -158,9 +166,9 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
             loss_rec = F.l1_loss(result.output, batch["target"])
             loss_g = config.adv_weight * loss_adv + config.rec_weight * loss_rec
             if config.mouth_weight:
-                half = result.output.shape[-2] // 2
-                loss_g = loss_g + config.mouth_weight * F.l1_loss(result.output[..., half:, :],
-                                                                   batch["target"][..., half:, :])
+                box = mouth_box(batch["lips"], result.output.shape[-1])
+                error = (result.output - batch["target"]).abs() * box
+                loss_g = loss_g + config.mouth_weight * error.sum() / (3 * box.sum()).clamp(min=1)
             if config.mask_weight:
                 loss_g = loss_g + config.mask_weight * result.alpha.mean()
             accelerator.backward(loss_g)
@@ -178,7 +186,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
             accelerator.log(logs, step=state.step)
             bar.set_postfix(rec=f"{loss_rec.item():.4f}", d=f"{loss_d.item():.3f}")
         if len(val_set) and (state.step % config.val_every == 0 or state.step == config.steps):
-            metrics = validate(accelerator.unwrap_model(model), val_loader, accelerator.device)
+            metrics = validate(accelerator.unwrap_model(model), val_loader, accelerator.device, landmarks=True)
             accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=state.step)
             log_samples(accelerator, result, batch, state.step)
         if state.step % config.save_every == 0 or state.step == config.steps:
@@ -188,6 +196,18 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     if config.push_to_hub and accelerator.is_main_process:
         push_to_hub(accelerator.unwrap_model(model), config.push_to_hub, metrics)
     return metrics
+
+
+def mouth_box(lips: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 1, S, S) masks of a box around each sample's (40, 2) lip landmarks, widened to where the
+    lips and jaw of another frame may be: 1.6 x the mouth width across, 1.2 x down and up."""
+    low, high = lips.amin(1), lips.amax(1)
+    width = (high[:, 0] - low[:, 0]).clamp(min=8.0)
+    centre = (low + high) / 2
+    pixels = torch.arange(size, device=lips.device, dtype=lips.dtype) + 0.5
+    across = (pixels - centre[:, :1]).abs() <= 0.8 * width[:, None]
+    down = (pixels - centre[:, 1:]).abs() <= 0.6 * width[:, None]
+    return (down[:, :, None] & across[:, None, :]).unsqueeze(1).to(lips.dtype)
 
 
 def _warmup_cosine(step: int, warmup: int, total: int) -> float:

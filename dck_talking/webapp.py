@@ -11,8 +11,6 @@ serves it. Importing this module has no side effects. API (`gradio_client`), sta
 
 from __future__ import annotations
 
-import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +22,13 @@ from PIL import Image
 from . import tts
 from .audio import SAMPLE_RATE, load_audio
 from .errors import DCKError, InputError
+from .examples import FACE, SPEECH
 from .image import read_image
-from .model import DCKTalker
+from .model import DCKTalker, load_model
 from .pipeline import Summary, TalkingFacePipeline
 from .timeline import POLICIES
 from .video import probe
 
-EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 MAX_SECONDS = 30.0  # longest speech lip-synced per request
 MAX_TEXT = 600  # characters of typed text (about 40 s of speech)
 MAX_UPLOAD_MB = 50  # per upload
@@ -40,9 +38,6 @@ PHOTO, SPOKEN = "face.png", "spoken.wav"  # a scaled-down photo and typed text's
 QUEUE_SIZE = 16  # requests waiting; more are turned away
 DELETE_CACHE = (600, 3600)  # every 10 min, delete uploads and results older than an hour (and all at exit)
 
-UNTRAINED_NOTE = ("**No trained checkpoint is bundled yet: this demo runs an untrained model with random "
-                  "weights, so the lips will not follow the speech.** Start the app with `DCK_CHECKPOINT` set "
-                  "to a checkpoint folder or Hub repo id to use a trained model.")
 INTRO = ("Upload or record a **face** (a photo or a video) and **speech** (a recording, or typed text), "
          "then press **Generate**. Only the mouth area is re-drawn; everything else stays as it was. "
          "The result lasts as long as the speech.")
@@ -51,26 +46,14 @@ RESPONSIBLE_USE = ("This app makes synthetic media: a person appears to say word
                    "(the videos carry a metadata tag that marks them as synthetic).")
 CSS = ".dck-note { border-left: 4px solid #f59e0b; padding: 0.25rem 0.75rem; }"
 
-log = logging.getLogger(__name__)
-
-
-def load_model(checkpoint: str | None = None) -> tuple[DCKTalker, str]:
-    """The model to serve and a Markdown line that says what it is: `checkpoint` (a folder or Hub repo
-    id), else `$DCK_CHECKPOINT`, else the untrained "compact" preset (random weights)."""
-    checkpoint = checkpoint or os.environ.get("DCK_CHECKPOINT") or None
-    if checkpoint:
-        return DCKTalker.from_pretrained(checkpoint), f"Model: `{checkpoint}`."
-    log.warning("no checkpoint given (DCK_CHECKPOINT is unset): serving an untrained model with random weights")
-    return DCKTalker.from_preset("compact"), UNTRAINED_NOTE
-
-
 def build_demo(model: DCKTalker | None = None, note: str | None = None, *, device: str | None = None,
                max_seconds: float = MAX_SECONDS, concurrency_limit: int = 1) -> gr.Blocks:
     """The Blocks UI around one `TalkingFacePipeline`. `model` and `note` (Markdown shown under the
-    title) default to `load_model()`'s; `max_seconds` caps the speech; `concurrency_limit` is how
+    title) default to `load_model()`'s (`$DCK_CHECKPOINT`, else the bundled model); `max_seconds` caps the speech; `concurrency_limit` is how
     many generations run at once (the rest wait in the queue)."""
     if model is None:
-        model, note = load_model()
+        model, what = load_model()
+        note = f"Model: {what}."
     pipe = TalkingFacePipeline(model, device=device)
     can_speak = tts.available()
     voices = tts.voices() if can_speak else [("English (America)", tts.DEFAULT_VOICE)]
@@ -139,8 +122,8 @@ def build_demo(model: DCKTalker | None = None, note: str | None = None, *, devic
                 result = gr.Video(label="Lip-synced video", interactive=False, buttons=["download"], height=420,
                                   elem_id="result")
                 summary = gr.Markdown(label="Summary", elem_id="summary")
-        gr.Examples([[str(EXAMPLES / "face.jpg"), None, str(EXAMPLES / "speech.wav"), ""]]
-                    + ([[str(EXAMPLES / "face.jpg"), None, None, "Hello! I am a talking face, made by dck-talking."]]
+        gr.Examples([[str(FACE), None, str(SPEECH), ""]]
+                    + ([[str(FACE), None, None, "Hello! I am a talking face, made by dck-talking."]]
                        if can_speak else []),
                     inputs=[photo, video, speech, text], label="Examples (click one, then Generate)")
         gr.Markdown(RESPONSIBLE_USE)

@@ -13,6 +13,7 @@ import gradio
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import SpaceCard
@@ -20,7 +21,8 @@ from PIL import Image
 
 from dck_talking import CheckpointError, DCKTalker
 from dck_talking.video import VideoWriter, iter_frames, probe
-from dck_talking.webapp import UNTRAINED_NOTE, build_demo, launch, load_model
+from dck_talking.model import load_model
+from dck_talking.webapp import build_demo, launch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "dck_talking" / "assets" / "examples"
@@ -28,6 +30,7 @@ FACE, SPEECH = EXAMPLES / "face.jpg", EXAMPLES / "speech.wav"  # 512x600 photo; 
 SPEECH_SECONDS, FPS = 2.99, 25
 TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
 MAX_SECONDS = 4.0
+NOTE = "Model: a tiny one with random weights."
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -35,7 +38,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    demo = build_demo(DCKTalker(**TINY), UNTRAINED_NOTE, device="cpu", max_seconds=MAX_SECONDS)
+    demo = build_demo(DCKTalker(**TINY), NOTE, device="cpu", max_seconds=MAX_SECONDS)
     _, local_url, _ = launch(demo, server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     yield local_url
     demo.close()
@@ -55,11 +58,12 @@ def work_folders() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("dck-talking-*"))
 
 
-def test_load_model_untrained_by_default_else_the_checkpoint(tmp_path, monkeypatch):
+def test_load_model_bundled_by_default_else_the_checkpoint(tmp_path, monkeypatch):
     monkeypatch.delenv("DCK_CHECKPOINT", raising=False)
     model, note = load_model()
-    assert model.image_size == 256 and model.unet.middle.convs[0].in_channels == 64  # the compact preset
-    assert note == UNTRAINED_NOTE and "random weights" in note
+    bundled = DCKTalker.from_pretrained()
+    assert "bundled" in note and model.image_size == 256
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), bundled.state_dict().values()))
     DCKTalker(**TINY).save_pretrained(tmp_path / "ckpt")
     monkeypatch.setenv("DCK_CHECKPOINT", str(tmp_path / "ckpt"))
     model, note = load_model()
@@ -156,7 +160,7 @@ def test_browser_uploads_generates_and_plays(url, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
-            page.get_by_text("random weights").first.wait_for()  # the untrained-model warning is shown
+            page.get_by_text(NOTE).first.wait_for()  # the page says which model it runs
             page.get_by_role("tab", name="Face video").click()
             page.locator("#face-video input[type=file]").set_input_files(str(clip))
             page.locator("#face-video video").wait_for()

@@ -119,12 +119,30 @@ def test_cli_train_and_evaluate_on_clip_folders(tmp_path, capsys):
     from dck_talking.cli import main
 
     write_group(tmp_path / "data")
+    write_group(tmp_path / "held", n_frames=5)
     (tmp_path / "tiny.json").write_text(json.dumps(TINY))
-    code = main(["train", "--data", str(tmp_path / "data"), "--config", str(tmp_path / "tiny.json"),
-                 "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "4", "--workers", "0",
-                 "--val-every", "2", "--save-every", "2"])
+    code = main(["train", "--data", str(tmp_path / "data"), "--val-data", str(tmp_path / "held"),
+                 "--config", str(tmp_path / "tiny.json"), "--out", str(tmp_path / "run"), "--steps", "2",
+                 "--batch-size", "4", "--workers", "0", "--val-every", "2", "--save-every", "2"])
     assert code == 0 and "validation: psnr" in capsys.readouterr().out
+    run = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert run["val_data"] == [str(tmp_path / "held")]
     model = latest_checkpoint(tmp_path / "run" / "checkpoints") / "model"
     assert main(["evaluate", "--checkpoint", f"mine={model}", "--data", str(tmp_path / "data"), "--pairs", "8"]) == 0
     table = capsys.readouterr().out
     assert "| mine |" in table and "| identity (input frame) |" in table
+
+
+def test_mouth_box_covers_the_lips_and_the_jaws_travel():
+    from dck_talking.train import mouth_box
+
+    lips = torch.tensor([[[100.0, 150.0], [156.0, 150.0], [128.0, 140.0], [128.0, 165.0]],
+                         [[18.0, 20.0], [22.0, 20.0], [20.0, 19.0], [20.0, 21.0]]])
+    boxes = mouth_box(lips, 256)
+    assert boxes.shape == (2, 1, 256, 256) and set(boxes.unique().tolist()) == {0.0, 1.0}
+    ys, xs = torch.nonzero(boxes[0, 0], as_tuple=True)
+    # 56 px wide mouth centred at (128, 152.5): 1.6 x 56 across, 1.2 x 56 down.
+    assert (xs.min().item(), xs.max().item(), ys.min().item(), ys.max().item()) == (83, 172, 119, 185)
+    ys, xs = torch.nonzero(boxes[1, 0], as_tuple=True)
+    # a 4 px wide (closed, far) mouth counts as 8 px wide
+    assert (xs.min().item(), xs.max().item(), ys.min().item(), ys.max().item()) == (14, 25, 15, 24)

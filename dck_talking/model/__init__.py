@@ -2,7 +2,7 @@
 
 from .audio_encoder import AudioEncoder
 from .dynamic_conv import DynamicConv2d, KernelGenerator
-from .talker import PRESETS, DCKTalker
+from .talker import DEFAULT_CHECKPOINT, PRESETS, DCKTalker, load_model
 from .unet import DCKUNet, TalkerOutput
 
-__all__ = ["AudioEncoder", "DCKTalker", "DCKUNet", "DynamicConv2d", "KernelGenerator", "PRESETS", "TalkerOutput"]
+__all__ = ["AudioEncoder", "DCKTalker", "DEFAULT_CHECKPOINT", "DCKUNet", "DynamicConv2d", "KernelGenerator", "PRESETS", "TalkerOutput", "load_model"]

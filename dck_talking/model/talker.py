@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import string
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,8 @@ from .audio_encoder import FEATURE_DIM, AudioEncoder
 from .unet import DCKUNet, TalkerOutput
 
 PAPER_URL = "https://arxiv.org/abs/2201.05986"
+# The default checkpoint shipped inside the package (fp16 weights; loaded into fp32 parameters).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "weights" / "default"
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's network: 256 crop, 5 down / 4 DCK middle / 5 up, DCK layers 256 -> 256 with kernel 1.
@@ -124,9 +127,10 @@ class DCKTalker(
         self.audio_encoder.load_state_dict(encoder_state)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> "DCKTalker":
-        """Load from a local folder or a Hub repo id (config.json + model.safetensors), strictly."""
-        source = str(pretrained_model_name_or_path)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path | None = None, **kwargs: Any) -> "DCKTalker":
+        """Load from a local folder or a Hub repo id (config.json + model.safetensors), strictly;
+        without an argument, the default checkpoint bundled with the package."""
+        source = str(pretrained_model_name_or_path or DEFAULT_CHECKPOINT)
         folder = Path(source)
         if folder.is_dir():
             for name in ("config.json", "model.safetensors"):
@@ -154,8 +158,10 @@ class DCKTalker(
             first = str(exc).strip().splitlines()[0]
             raise CheckpointError(f"{source}: weights do not match config.json ({first})") from None
 
-    def generate_model_card(self, *args: Any, metrics: dict[str, float] | None = None, **kwargs: Any) -> ModelCard:
-        """The model card from `dck_talking/hub_card/model_card.md`, filled in with this model's config and metrics."""
+    def generate_model_card(self, *args: Any, metrics: dict[str, float] | None = None, training: str | None = None,
+                            **kwargs: Any) -> ModelCard:
+        """The model card from `dck_talking/hub_card/model_card.md`, filled in with this model's config,
+        metrics and (Markdown) description of its training data."""
         template = resources.files("dck_talking").joinpath("hub_card/model_card.md").read_text(encoding="utf-8")
         config = self._hub_mixin_config or {}
         rows = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in sorted(config.items()))
@@ -169,8 +175,25 @@ class DCKTalker(
             config_rows=rows,
             metrics=metrics_text,
             paper_url=PAPER_URL,
+            training=training or UNDESCRIBED_TRAINING,
         )
         return ModelCard(content)
+
+
+UNDESCRIBED_TRAINING = (
+    "Not described for this checkpoint. A model card should say what the model was trained on: identities,\n"
+    "languages, amount of footage, and whether the pairs were real re-dubbed videos or synthetic pairs made\n"
+    "with `dck-talking synth`.")
+
+
+def load_model(checkpoint: str | Path | None = None) -> tuple[DCKTalker, str]:
+    """The model to use and what it is: `checkpoint` (a folder or Hub repo id), else
+    `$DCK_CHECKPOINT`, else the bundled default checkpoint."""
+    checkpoint = checkpoint or os.environ.get("DCK_CHECKPOINT") or None
+    if checkpoint:
+        return DCKTalker.from_pretrained(checkpoint), f"`{checkpoint}`"
+    return DCKTalker.from_pretrained(), ("the default model bundled with dck-talking (small, trained on synthetic "
+                                         "pairs; its model card says what it is not good for)")
 
 
 def _he_init(module: nn.Module) -> None:

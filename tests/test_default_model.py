@@ -1,0 +1,51 @@
+"""The default checkpoint bundled in the package, and `dck-talking demo` / `dck-talking sync` that use it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from dck_talking import DCKTalker
+from dck_talking.cli import main
+from dck_talking.evaluate import _delayed
+from dck_talking.model import DEFAULT_CHECKPOINT
+from dck_talking.pipeline import TalkingFacePipeline
+from dck_talking.video import probe
+
+
+def test_from_pretrained_without_arguments_loads_the_bundled_fp16_checkpoint():
+    weights = DEFAULT_CHECKPOINT / "model.safetensors"
+    assert weights.stat().st_size < 40e6
+    with safe_open(weights, "pt") as f:
+        assert {f.get_tensor(key).dtype for key in f.keys()} == {torch.float16}
+    model = DCKTalker.from_pretrained()
+    assert model._hub_mixin_config["use_dck"] and model._hub_mixin_config["use_blending"]
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    with safe_open(weights, "pt") as f:
+        assert all(torch.equal(value.half(), f.get_tensor(key)) for key, value in model.state_dict().items())
+    card = (DEFAULT_CHECKPOINT / "README.md").read_text()
+    assert "## Training data" in card and "Not described" not in card and "| lmd |" in card.lower()
+
+
+def test_pipeline_without_a_model_uses_the_bundled_one():
+    bundled = DCKTalker.from_pretrained()
+    pipe = TalkingFacePipeline(device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(pipe.model.state_dict().values(), bundled.state_dict().values()))
+
+
+def test_demo_writes_demo_mp4_and_says_where(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DCK_CHECKPOINT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"demo: {tmp_path / 'demo.mp4'}" in out and "bundled" in out
+    info = probe(tmp_path / "demo.mp4")
+    assert (info.width, info.height) == (512, 600) and abs(info.duration - 2.99) < 0.05
+
+
+def test_delayed_shifts_later_and_earlier_with_silence():
+    wav = np.arange(1, 7, dtype=np.float32)
+    assert _delayed(wav, 2).tolist() == [0, 0, 1, 2, 3, 4]
+    assert _delayed(wav, -2).tolist() == [3, 4, 5, 6, 0, 0]
+    assert _delayed(wav, 0).tolist() == wav.tolist()
