@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--wav2lip", help="start the audio encoder from a Wav2Lip/SyncNet checkpoint")
     train.add_argument("--freeze-audio", action="store_true", help="keep the audio encoder fixed")
-    train.add_argument("--mouth-weight", type=float, default=0.0, help="extra L1 in a box around the target's lips")
+    train.add_argument("--mouth-weight", type=float, default=0.0, help="extra L1 of the output and the motion image in a box around the target's lips")
     train.add_argument("--mask-weight", type=float, default=0.0, help="extra pull of the attention mask to 0")
     train.add_argument("--disc-channels", type=int, default=64,
                        help="width of the PatchGAN discriminator (64 as pix2pix; 32 is 4x cheaper on a CPU)")

@@ -46,7 +46,7 @@ class TrainConfig:
     warmup: int = 200
     rec_weight: float = 10.0  # the paper's L_adv + 10 * L_rec
     adv_weight: float = 1.0
-    mouth_weight: float = 0.0  # extra L1 in a box around the target's lips (off: the paper has none)
+    mouth_weight: float = 0.0  # extra L1 of output and motion image around the target's lips (off: not the paper's)
     mask_weight: float = 0.0  # extra L1 pull of the attention mask towards 0 (off)
     disc_channels: int = 64
     mixed_precision: str = "no"  # "no", "fp16" or "bf16"
@@ -166,8 +166,10 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
             loss_rec = F.l1_loss(result.output, batch["target"])
             loss_g = config.adv_weight * loss_adv + config.rec_weight * loss_rec
             if config.mouth_weight:
+                # On the motion image too: while the mask is still shut (alpha ~ 0) the output
+                # passes no gradient to the motion image, and the model stays at the input frame.
                 box = mouth_box(batch["lips"], result.output.shape[-1])
-                error = (result.output - batch["target"]).abs() * box
+                error = ((result.output - batch["target"]).abs() + (result.motion - batch["target"]).abs()) / 2 * box
                 loss_g = loss_g + config.mouth_weight * error.sum() / (3 * box.sum()).clamp(min=1)
             if config.mask_weight:
                 loss_g = loss_g + config.mask_weight * result.alpha.mean()

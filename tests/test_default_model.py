@@ -9,6 +9,7 @@ from safetensors import safe_open
 from dck_talking import DCKTalker
 from dck_talking.cli import main
 from dck_talking.evaluate import _delayed
+from dck_talking.examples import FACE, SPEECH
 from dck_talking.model import DEFAULT_CHECKPOINT
 from dck_talking.pipeline import TalkingFacePipeline
 from dck_talking.video import probe
@@ -18,12 +19,13 @@ def test_from_pretrained_without_arguments_loads_the_bundled_fp16_checkpoint():
     weights = DEFAULT_CHECKPOINT / "model.safetensors"
     assert weights.stat().st_size < 40e6
     with safe_open(weights, "pt") as f:
-        assert {f.get_tensor(key).dtype for key in f.keys()} == {torch.float16}
+        assert {f.get_tensor(key).dtype for key in f.keys()} == {torch.float16, torch.int64}  # int: BatchNorm counts
     model = DCKTalker.from_pretrained()
     assert model._hub_mixin_config["use_dck"] and model._hub_mixin_config["use_blending"]
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     with safe_open(weights, "pt") as f:
-        assert all(torch.equal(value.half(), f.get_tensor(key)) for key, value in model.state_dict().items())
+        assert all(torch.equal(value.to(f.get_tensor(key).dtype), f.get_tensor(key))
+                   for key, value in model.state_dict().items())
     card = (DEFAULT_CHECKPOINT / "README.md").read_text()
     assert "## Training data" in card and "Not described" not in card and "| lmd |" in card.lower()
 
@@ -49,3 +51,14 @@ def test_delayed_shifts_later_and_earlier_with_silence():
     assert _delayed(wav, 2).tolist() == [0, 0, 1, 2, 3, 4]
     assert _delayed(wav, -2).tolist() == [3, 4, 5, 6, 0, 0]
     assert _delayed(wav, 0).tolist() == wav.tolist()
+
+
+def test_sync_prints_a_score_for_every_delay(tmp_path, capsys):
+    DCKTalker(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2,
+              kernel_hidden=16).save_pretrained(tmp_path / "tiny")
+    assert main(["sync", "--face", str(FACE), "--audio", str(SPEECH), "--checkpoint", str(tmp_path / "tiny"),
+                 "--max-delay", "1", "--device", "cpu"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| -1 |")
+            or line.startswith("| +0 |") or line.startswith("| +1 |")]
+    assert len(rows) == 3 and sum("(peak)" in row for row in rows) == 1
+    assert all(-1 <= float(row.split("|")[2].split()[0]) <= 1 for row in rows)
