@@ -110,7 +110,7 @@ def _demo(args: argparse.Namespace) -> None:
     model, what = load_model(args.checkpoint)
     summary = TalkingFacePipeline(model, device=args.device).generate(FACE, SPEECH, args.out, progress=True)
     print(summary)
-    print(f"demo: {Path(args.out).resolve()} (Grace Hopper reading 3 s of Sense and Sensibility; model: {what})")
+    print(f"demo: {Path(args.out).resolve()} (Grace Hopper's photo, 3 s of a LibriVox reading; model: {what})")
 
 
 def build_parser() -> argparse.ArgumentParser:
