@@ -68,7 +68,8 @@ def _train(args: argparse.Namespace) -> None:
                          workers=args.workers, wav2lip=args.wav2lip, freeze_audio=args.freeze_audio,
                          push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed,
                          mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
-                         val_data=args.val_data, val_every=args.val_every, save_every=args.save_every, disc_channels=args.disc_channels)
+                         val_data=args.val_data, val_every=args.val_every, save_every=args.save_every,
+                         disc_channels=args.disc_channels)
     metrics = train(config)
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -95,11 +96,9 @@ def _sync(args: argparse.Namespace) -> None:
 
 
 def _app(args: argparse.Namespace) -> None:
-    from .model import load_model
     from .webapp import build_demo, launch
 
-    model, what = load_model(args.checkpoint)
-    launch(build_demo(model, f"Model: {what}.", device=args.device), server_name=args.host, server_port=args.port)
+    launch(build_demo(checkpoint=args.checkpoint, device=args.device), server_name=args.host, server_port=args.port)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -218,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--wav2lip", help="start the audio encoder from a Wav2Lip/SyncNet checkpoint")
     train.add_argument("--freeze-audio", action="store_true", help="keep the audio encoder fixed")
-    train.add_argument("--mouth-weight", type=float, default=0.0, help="extra L1 of the output and the motion image in a box around the target's lips")
+    train.add_argument("--mouth-weight", type=float, default=0.0,
+                       help="extra L1 of the output and the motion image in a box around the target's lips")
     train.add_argument("--mask-weight", type=float, default=0.0, help="extra pull of the attention mask to 0")
     train.add_argument("--disc-channels", type=int, default=64,
                        help="width of the PatchGAN discriminator (64 as pix2pix; 32 is 4x cheaper on a CPU)")

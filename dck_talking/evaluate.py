@@ -72,6 +72,7 @@ def delay_sweep(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path,
     (`metrics.sync_score` at offset 0). A model in sync scores best at d = 0."""
     wav = load_speech(speech)
     fps = PHOTO_FPS if is_image(face) else float(probe(face).fps)
+    mel = melspectrogram(wav)
     scores = {}
     with closing(MouthLandmarks()) as landmarks, tempfile.TemporaryDirectory(prefix="dck-sync-") as folder:
         shifted, video = Path(folder) / "speech.wav", Path(folder) / "video.mp4"
@@ -80,7 +81,7 @@ def delay_sweep(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path,
             pipe.generate(face, shifted, video)
             gaps = np.array([np.nan if (points := landmarks(frame)) is None else lip_gap(points)
                              for frame in iter_frames(video)])
-            envelope = speech_envelope(melspectrogram(wav), len(gaps), fps)
+            envelope = speech_envelope(mel, len(gaps), fps)
             scores[delay] = sync_score(gaps, envelope, max_offset=0).score
     return scores
 

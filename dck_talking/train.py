@@ -106,25 +106,24 @@ def forever(loader: DataLoader):
 
 def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, float]:
     """Run (or resume) a training run; returns the last validation metrics."""
+    from .data import PairDataset
+
+    # The data first: a wrong folder stops the run before anything is written.
+    if dataset is None:
+        dataset = PairDataset(config.data, seed=config.seed)
+    held_out = PairDataset(config.val_data, seed=config.seed) if config.val_data else None
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
                               log_with="tensorboard", project_dir=str(out))
     set_seed(config.seed)
-    if dataset is None:
-        from .data import PairDataset
-
-        dataset = PairDataset(config.data, seed=config.seed)
     model = build_model(config.model, config.model_overrides)
     if config.wav2lip:
         model.load_wav2lip_audio_encoder(config.wav2lip)
     model.audio_encoder.requires_grad_(not config.freeze_audio)
     model.train()
     discriminator = PatchDiscriminator(config.disc_channels)
-    if config.val_data:
-        from .data import PairDataset
-
-        held_out = PairDataset(config.val_data, seed=config.seed)
+    if held_out is not None:
         order = np.random.default_rng(config.seed).permutation(len(held_out))[:config.val_pairs].tolist()
         train_set, val_set = dataset, Subset(held_out, order)
     else:

@@ -46,13 +46,14 @@ RESPONSIBLE_USE = ("This app makes synthetic media: a person appears to say word
                    "(the videos carry a metadata tag that marks them as synthetic).")
 CSS = ".dck-note { border-left: 4px solid #f59e0b; padding: 0.25rem 0.75rem; }"
 
-def build_demo(model: DCKTalker | None = None, note: str | None = None, *, device: str | None = None,
-               max_seconds: float = MAX_SECONDS, concurrency_limit: int = 1) -> gr.Blocks:
+def build_demo(model: DCKTalker | None = None, note: str | None = None, *, checkpoint: str | None = None,
+               device: str | None = None, max_seconds: float = MAX_SECONDS, concurrency_limit: int = 1) -> gr.Blocks:
     """The Blocks UI around one `TalkingFacePipeline`. `model` and `note` (Markdown shown under the
-    title) default to `load_model()`'s (`$DCK_CHECKPOINT`, else the bundled model); `max_seconds` caps the speech; `concurrency_limit` is how
+    title) default to `load_model(checkpoint)`'s (`checkpoint`, else `$DCK_CHECKPOINT`, else the
+    bundled model) and a line naming it; `max_seconds` caps the speech; `concurrency_limit` is how
     many generations run at once (the rest wait in the queue)."""
     if model is None:
-        model, what = load_model()
+        model, what = load_model(checkpoint)
         note = f"Model: {what}."
     pipe = TalkingFacePipeline(model, device=device)
     can_speak = tts.available()

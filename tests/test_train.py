@@ -146,3 +146,13 @@ def test_mouth_box_covers_the_lips_and_the_jaws_travel():
     ys, xs = torch.nonzero(boxes[1, 0], as_tuple=True)
     # a 4 px wide (closed, far) mouth counts as 8 px wide
     assert (xs.min().item(), xs.max().item(), ys.min().item(), ys.max().item()) == (14, 25, 15, 24)
+
+
+def test_a_missing_data_folder_stops_before_the_run_folder_is_made(tmp_path, capsys):
+    from dck_talking.cli import main
+
+    write_group(tmp_path / "data")
+    code = main(["train", "--data", str(tmp_path / "data"), "--val-data", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "run"), "--steps", "1", "--workers", "0"])
+    assert code == 2 and f"{tmp_path / 'nope'}: training data folder not found" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

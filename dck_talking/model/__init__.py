@@ -5,4 +5,5 @@ from .dynamic_conv import DynamicConv2d, KernelGenerator
 from .talker import DEFAULT_CHECKPOINT, PRESETS, DCKTalker, load_model
 from .unet import DCKUNet, TalkerOutput
 
-__all__ = ["AudioEncoder", "DCKTalker", "DEFAULT_CHECKPOINT", "DCKUNet", "DynamicConv2d", "KernelGenerator", "PRESETS", "TalkerOutput", "load_model"]
+__all__ = ["AudioEncoder", "DCKTalker", "DEFAULT_CHECKPOINT", "DCKUNet", "DynamicConv2d", "KernelGenerator", "PRESETS",
+           "TalkerOutput", "load_model"]
