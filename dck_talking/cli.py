@@ -69,9 +69,16 @@ def _train(args: argparse.Namespace) -> None:
                          push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed,
                          mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
                          val_data=args.val_data, val_every=args.val_every, save_every=args.save_every,
-                         disc_channels=args.disc_channels)
+                         disc_channels=args.disc_channels, lip_reader=args.lip_reader, lip_weight=args.lip_weight)
     metrics = train(config)
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+def _train_lips(args: argparse.Namespace) -> None:
+    from .train_lips import train_lip_reader
+
+    metrics = train_lip_reader(args.data, args.out, val_data=args.val_data, steps=args.steps, seed=args.seed)
+    print(f"{args.out}: mean lip landmark error {metrics['lip_error_px']:.2f} px on held-out frames")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -220,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mouth-weight", type=float, default=0.0,
                        help="extra L1 of the output and the motion image in a box around the target's lips")
     train.add_argument("--mask-weight", type=float, default=0.0, help="extra pull of the attention mask to 0")
+    train.add_argument("--lip-reader", metavar="DIR",
+                       help="a LipReader (dck-talking train-lips): adds a loss on the lip shape read off the output")
+    train.add_argument("--lip-weight", type=float, default=0.3, help="weight of that loss per pixel of lip distance")
     train.add_argument("--disc-channels", type=int, default=64,
                        help="width of the PatchGAN discriminator (64 as pix2pix; 32 is 4x cheaper on a CPU)")
     train.add_argument("--val-data", action="append", default=[],
@@ -228,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=int, default=1000)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_train)
+
+    lips = commands.add_parser("train-lips", help="train a LipReader (lip landmarks from a crop) for train --lip-reader")
+    lips.add_argument("--data", action="append", required=True, help="a prepare/synth output folder (repeatable)")
+    lips.add_argument("--val-data", action="append", help="held-out folder to measure it on (repeatable)")
+    lips.add_argument("--out", required=True, help="folder for the LipReader (config.json + model.safetensors)")
+    lips.add_argument("--steps", type=int, default=2500)
+    lips.add_argument("--seed", type=int, default=0)
+    lips.set_defaults(func=_train_lips)
 
     evaluate = commands.add_parser("evaluate", help="PSNR / SSIM / LMD on held-out pairs, vs the identity baseline")
     evaluate.add_argument("--checkpoint", action="append", required=True, help="[NAME=]folder or repo id (repeatable)")

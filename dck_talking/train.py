@@ -28,6 +28,8 @@ from .errors import DCKError
 from .metrics import MouthLandmarks, lmd, psnr, ssim
 from .model import PRESETS, DCKTalker
 from .model.discriminator import PatchDiscriminator
+from .model.lip_reader import LipReader, load_lip_reader
+from .model.unet import TalkerOutput
 from .pipeline import to_uint8
 
 
@@ -48,6 +50,8 @@ class TrainConfig:
     adv_weight: float = 1.0
     mouth_weight: float = 0.0  # extra L1 of output and motion image around the target's lips (off: not the paper's)
     mask_weight: float = 0.0  # extra L1 pull of the attention mask towards 0 (off)
+    lip_reader: str | None = None  # a LipReader folder: adds the lip-shape loss (not the paper's)
+    lip_weight: float = 0.3  # per pixel of lip landmark distance, when `lip_reader` is given
     disc_channels: int = 64
     mixed_precision: str = "no"  # "no", "fp16" or "bf16"
     val_data: list[str] = field(default_factory=list)  # held-out folders; empty: hold out pairs of `data`
@@ -108,10 +112,11 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     """Run (or resume) a training run; returns the last validation metrics."""
     from .data import PairDataset
 
-    # The data first: a wrong folder stops the run before anything is written.
+    # The inputs first: a wrong folder stops the run before anything is written.
     if dataset is None:
         dataset = PairDataset(config.data, seed=config.seed)
     held_out = PairDataset(config.val_data, seed=config.seed) if config.val_data else None
+    lip_reader = load_lip_reader(config.lip_reader) if config.lip_reader else None
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
@@ -123,6 +128,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     model.audio_encoder.requires_grad_(not config.freeze_audio)
     model.train()
     discriminator = PatchDiscriminator(config.disc_channels)
+    if lip_reader is not None:
+        lip_reader.to(accelerator.device)
     if held_out is not None:
         order = np.random.default_rng(config.seed).permutation(len(held_out))[:config.val_pairs].tolist()
         train_set, val_set = dataset, Subset(held_out, order)
@@ -160,18 +167,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
             accelerator.backward(loss_d)
             opt_d.step()
             opt_d.zero_grad(set_to_none=True)
-            # Generator: fool the discriminator and reconstruct the target.
-            loss_adv = lsgan(discriminator(result.output), True)
-            loss_rec = F.l1_loss(result.output, batch["target"])
-            loss_g = config.adv_weight * loss_adv + config.rec_weight * loss_rec
-            if config.mouth_weight:
-                # On the motion image too: while the mask is still shut (alpha ~ 0) the output
-                # passes no gradient to the motion image, and the model stays at the input frame.
-                box = mouth_box(batch["lips"], result.output.shape[-1])
-                error = ((result.output - batch["target"]).abs() + (result.motion - batch["target"]).abs()) / 2 * box
-                loss_g = loss_g + config.mouth_weight * error.sum() / (3 * box.sum()).clamp(min=1)
-            if config.mask_weight:
-                loss_g = loss_g + config.mask_weight * result.alpha.mean()
+            # Generator: fool the discriminator and reconstruct the target (+ the optional terms).
+            loss_g, parts = generator_loss(config, result, batch, discriminator, lip_reader)
             accelerator.backward(loss_g)
             opt_g.step()
             schedule.step()
@@ -181,11 +178,10 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
         state.step += 1
         bar.update(1)
         if state.step % config.log_every == 0 or state.step == config.steps:
-            logs = {"loss/generator": loss_g.item(), "loss/reconstruction": loss_rec.item(),
-                    "loss/adversarial": loss_adv.item(), "loss/discriminator": loss_d.item(),
-                    "lr": schedule.get_last_lr()[0]}
+            logs = {"loss/generator": loss_g.item(), "loss/discriminator": loss_d.item(),
+                    "lr": schedule.get_last_lr()[0], **{f"loss/{k}": v.item() for k, v in parts.items()}}
             accelerator.log(logs, step=state.step)
-            bar.set_postfix(rec=f"{loss_rec.item():.4f}", d=f"{loss_d.item():.3f}")
+            bar.set_postfix(rec=f"{logs['loss/reconstruction']:.4f}", d=f"{loss_d.item():.3f}")
         if len(val_set) and (state.step % config.val_every == 0 or state.step == config.steps):
             metrics = validate(accelerator.unwrap_model(model), val_loader, accelerator.device, landmarks=True)
             accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=state.step)
@@ -197,6 +193,36 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     if config.push_to_hub and accelerator.is_main_process:
         push_to_hub(accelerator.unwrap_model(model), config.push_to_hub, metrics)
     return metrics
+
+
+def generator_loss(config: TrainConfig, result: TalkerOutput, batch: dict[str, torch.Tensor],
+                   discriminator: torch.nn.Module, lip_reader: LipReader | None = None
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The generator's objective, `adv_weight * L_adv + rec_weight * L_rec` as in the paper, plus
+    the switchable terms; returns the total and its (unweighted) parts."""
+    parts = {"adversarial": lsgan(discriminator(result.output), True),
+             "reconstruction": F.l1_loss(result.output, batch["target"])}
+    total = config.adv_weight * parts["adversarial"] + config.rec_weight * parts["reconstruction"]
+    # While the mask is still shut (alpha ~ 0) the output passes no gradient to the motion image,
+    # and the model stays at the input frame: the mouth terms also judge the motion image, in a
+    # box around the target's lips.
+    box = mouth_box(batch["lips"], result.output.shape[-1])
+    if config.mouth_weight:
+        error = ((result.output - batch["target"]).abs() + (result.motion - batch["target"]).abs()) / 2 * box
+        parts["mouth"] = error.sum() / (3 * box.sum()).clamp(min=1)
+        total = total + config.mouth_weight * parts["mouth"]
+    if lip_reader is not None:
+        # The lips read off the output (and off the output with the motion image in the box)
+        # against those read off the target: the mouth's shape, which the pixel loss barely sees.
+        opened = result.output * (1 - box) + result.motion * box
+        lips_target = lip_reader(batch["target"])
+        parts["lips"] = sum((lip_reader(image) - lips_target).norm(dim=-1).mean()
+                            for image in (result.output, opened)) / 2
+        total = total + config.lip_weight * parts["lips"]
+    if config.mask_weight:
+        parts["mask"] = result.alpha.mean()
+        total = total + config.mask_weight * parts["mask"]
+    return total, parts
 
 
 def mouth_box(lips: torch.Tensor, size: int) -> torch.Tensor:

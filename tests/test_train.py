@@ -148,7 +148,7 @@ def test_mouth_box_covers_the_lips_and_the_jaws_travel():
     assert (xs.min().item(), xs.max().item(), ys.min().item(), ys.max().item()) == (14, 25, 15, 24)
 
 
-def test_a_missing_data_folder_stops_before_the_run_folder_is_made(tmp_path, capsys):
+def test_a_missing_input_folder_stops_before_the_run_folder_is_made(tmp_path, capsys):
     from dck_talking.cli import main
 
     write_group(tmp_path / "data")
@@ -156,3 +156,39 @@ def test_a_missing_data_folder_stops_before_the_run_folder_is_made(tmp_path, cap
                  "--out", str(tmp_path / "run"), "--steps", "1", "--workers", "0"])
     assert code == 2 and f"{tmp_path / 'nope'}: training data folder not found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    code = main(["train", "--data", str(tmp_path / "data"), "--lip-reader", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "run"), "--steps", "1", "--workers", "0"])
+    assert code == 2 and f"{tmp_path / 'data'}: not a LipReader folder (no config.json)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_mouth_terms_reach_the_motion_image_while_the_mask_is_shut():
+    """With alpha = 0 the paper's loss gives the motion image no gradient; the lip-reader and
+    mouth terms do, and only in the box around the target's lips."""
+    from dck_talking.model.discriminator import PatchDiscriminator
+    from dck_talking.model.lip_reader import LipReader
+    from dck_talking.model.unet import TalkerOutput
+    from dck_talking.train import generator_loss, mouth_box
+
+    torch.manual_seed(0)
+    frames, target = torch.rand(2, 3, 256, 256), torch.rand(2, 3, 256, 256)
+    xs = torch.linspace(100, 156, 20)
+    lips = torch.cat([torch.stack([xs, torch.full((20,), 150.0)], 1), torch.stack([xs, torch.full((20,), 160.0)], 1)])
+    batch = {"target": target, "lips": lips.expand(2, 40, 2)}
+    discriminator, reader = PatchDiscriminator(8), LipReader().eval()
+
+    def motion_gradient(mouth_weight: float = 0.0, lips: bool = False) -> torch.Tensor:
+        motion = torch.rand(2, 3, 256, 256, requires_grad=True)
+        alpha = torch.zeros(2, 1, 256, 256)
+        result = TalkerOutput(output=frames * (1 - alpha) + motion * alpha, alpha=alpha, motion=motion)
+        config = TrainConfig(data=[], out="", mouth_weight=mouth_weight)
+        loss, parts = generator_loss(config, result, batch, discriminator, reader if lips else None)
+        assert ("lips" in parts) == lips and ("mouth" in parts) == bool(mouth_weight)
+        loss.backward()
+        return motion.grad.abs().sum(1)
+
+    box = mouth_box(batch["lips"], 256)[:, 0].bool()
+    assert motion_gradient().max() == 0
+    for terms in ({"mouth_weight": 20.0}, {"lips": True}):
+        gradient = motion_gradient(**terms)
+        assert gradient[box].abs().max() > 0 and gradient[~box].max() == 0
