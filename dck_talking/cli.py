@@ -69,7 +69,8 @@ def _train(args: argparse.Namespace) -> None:
                          push_to_hub=args.push_to_hub, resume=args.resume, seed=args.seed,
                          mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
                          val_data=args.val_data, val_every=args.val_every, save_every=args.save_every,
-                         disc_channels=args.disc_channels, lip_reader=args.lip_reader, lip_weight=args.lip_weight)
+                         disc_channels=args.disc_channels, lip_reader=args.lip_reader, lip_weight=args.lip_weight,
+                         augment=args.augment)
     metrics = train(config)
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -230,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lip-reader", metavar="DIR",
                        help="a LipReader (dck-talking train-lips): adds a loss on the lip shape read off the output")
     train.add_argument("--lip-weight", type=float, default=0.3, help="weight of that loss per pixel of lip distance")
+    train.add_argument("--augment", action="store_true",
+                       help="mirror half of the pairs and jitter their colours (more identities out of few faces)")
     train.add_argument("--disc-channels", type=int, default=64,
                        help="width of the PatchGAN discriminator (64 as pix2pix; 32 is 4x cheaper on a CPU)")
     train.add_argument("--val-data", action="append", default=[],

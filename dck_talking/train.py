@@ -24,6 +24,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from .augment import augment_pairs
 from .errors import DCKError
 from .metrics import MouthLandmarks, lmd, psnr, ssim
 from .model import PRESETS, DCKTalker
@@ -50,6 +51,7 @@ class TrainConfig:
     adv_weight: float = 1.0
     mouth_weight: float = 0.0  # extra L1 of output and motion image around the target's lips (off: not the paper's)
     mask_weight: float = 0.0  # extra L1 pull of the attention mask towards 0 (off)
+    augment: bool = False  # mirror half of the pairs and jitter their colours (more identities from few faces)
     lip_reader: str | None = None  # a LipReader folder: adds the lip-shape loss (not the paper's)
     lip_weight: float = 0.3  # per pixel of lip landmark distance, when `lip_reader` is given
     disc_channels: int = 64
@@ -156,9 +158,12 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
 
     metrics: dict[str, float] = {}
     batches = forever(loader)
+    augmenter = torch.Generator().manual_seed(config.seed + state.step)
     bar = tqdm(total=config.steps, initial=state.step, disable=not accelerator.is_local_main_process, unit="step")
     while state.step < config.steps:
         batch = next(batches)
+        if config.augment:
+            batch = augment_pairs(batch, augmenter)
         with accelerator.accumulate(model, discriminator):
             result = model(batch["input"], batch["mel"])
             # Discriminator: real targets -> 1, generated -> 0.

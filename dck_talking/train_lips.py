@@ -2,7 +2,7 @@
 
 The targets of `PairDataset` items are the frames; their `lips` are MediaPipe's landmarks of that
 frame, so any folder `dck-talking train` reads will do. Colour jitter keeps the reader from
-keying on one identity's skin tone.
+keying on one identity's skin tone; there is no mirroring, which would swap the landmarks' sides.
 """
 
 from __future__ import annotations
@@ -14,20 +14,11 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from .augment import color_jitter
 from .data import PairDataset
 from .errors import DCKError
 from .model.lip_reader import LipReader
 from .train import forever
-
-
-def jitter(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random per-sample brightness, contrast and colour balance."""
-    batch = crops.shape[0]
-    gain = 1 + 0.25 * (torch.rand(batch, 3, 1, 1, generator=generator) - 0.5)
-    contrast = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
-    shift = 0.1 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
-    mean = crops.mean((1, 2, 3), keepdim=True)
-    return ((crops - mean) * contrast + mean + shift).mul(gain).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -58,7 +49,7 @@ def train_lip_reader(data: list[str], out: str | Path, val_data: list[str] | Non
     batches = forever(loader)
     for _ in (bar := tqdm(range(steps), unit="step")):
         batch = next(batches)
-        loss = torch.nn.functional.smooth_l1_loss(reader(jitter(batch["target"], generator)), batch["lips"])
+        loss = torch.nn.functional.smooth_l1_loss(reader(color_jitter([batch["target"]], generator)[0]), batch["lips"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
