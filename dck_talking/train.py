@@ -219,9 +219,10 @@ def generator_loss(config: TrainConfig, result: TalkerOutput, batch: dict[str, t
     if lip_reader is not None:
         # The lips read off the output (and off the output with the motion image in the box)
         # against those read off the target: the mouth's shape, which the pixel loss barely sees.
+        # (The reader is not prepared by accelerate: it runs in float32 under mixed precision too.)
         opened = result.output * (1 - box) + result.motion * box
-        lips_target = lip_reader(batch["target"])
-        parts["lips"] = sum((lip_reader(image) - lips_target).norm(dim=-1).mean()
+        lips_target = lip_reader(batch["target"].float())
+        parts["lips"] = sum((lip_reader(image.float()) - lips_target).norm(dim=-1).mean()
                             for image in (result.output, opened)) / 2
         total = total + config.lip_weight * parts["lips"]
     if config.mask_weight:
