@@ -3,7 +3,9 @@
 It is a differentiable stand-in for MediaPipe's lip landmarks, used as a training loss (`train
 --lip-reader`): the distance between the lips it reads on the generated crop and on the target.
 The reconstruction loss alone lets the generator copy the input's mouth (close in pixels, wrong
-in shape); this loss measures the shape, as LMD does, so copying no longer pays.
+in shape); this loss measures the shape, as LMD does, so copying no longer pays. A small frozen
+reader can be fooled, though (measured: README, "The default model"): judge a run by the MediaPipe
+LMD that validation logs, not by this loss.
 """
 
 from __future__ import annotations
