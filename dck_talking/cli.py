@@ -79,7 +79,8 @@ def _train_lips(args: argparse.Namespace) -> None:
     from .train_lips import train_lip_reader
 
     metrics = train_lip_reader(args.data, args.out, val_data=args.val_data, steps=args.steps, seed=args.seed)
-    print(f"{args.out}: mean lip landmark error {metrics['lip_error_px']:.2f} px on held-out frames")
+    where = "held-out frames" if args.val_data else "training frames (no --val-data)"
+    print(f"{args.out}: mean lip landmark error {metrics['lip_error_px']:.2f} px on {where}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
