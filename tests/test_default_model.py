@@ -53,11 +53,11 @@ def test_delayed_shifts_later_and_earlier_with_silence():
     assert _delayed(wav, 0).tolist() == wav.tolist()
 
 
-def test_sync_prints_a_score_for_every_delay(tmp_path, capsys):
-    DCKTalker(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2,
-              kernel_hidden=16).save_pretrained(tmp_path / "tiny")
-    assert main(["sync", "--face", str(FACE), "--audio", str(SPEECH), "--checkpoint", str(tmp_path / "tiny"),
-                 "--max-delay", "1", "--device", "cpu"]) == 0
+def test_sync_prints_a_score_for_every_delay(capsys, monkeypatch):
+    # The bundled model keeps a real face in every frame (a random model may garble it so that
+    # MediaPipe finds no lips and every score is NaN).
+    monkeypatch.delenv("DCK_CHECKPOINT", raising=False)
+    assert main(["sync", "--face", str(FACE), "--audio", str(SPEECH), "--max-delay", "1", "--device", "cpu"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| -1 |")
             or line.startswith("| +0 |") or line.startswith("| +1 |")]
     assert len(rows) == 3 and sum("(peak)" in row for row in rows) == 1
