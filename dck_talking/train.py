@@ -211,7 +211,8 @@ def generator_loss(config: TrainConfig, result: TalkerOutput, batch: dict[str, t
     # While the mask is still shut (alpha ~ 0) the output passes no gradient to the motion image,
     # and the model stays at the input frame: the mouth terms also judge the motion image, in a
     # box around the target's lips.
-    box = mouth_box(batch["lips"], result.output.shape[-1])
+    if config.mouth_weight or lip_reader is not None:
+        box = mouth_box(batch["lips"], result.output.shape[-1])
     if config.mouth_weight:
         error = ((result.output - batch["target"]).abs() + (result.motion - batch["target"]).abs()) / 2 * box
         parts["mouth"] = error.sum() / (3 * box.sum()).clamp(min=1)

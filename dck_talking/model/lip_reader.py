@@ -22,11 +22,12 @@ from ..face import LIP_INDICES
 # Where the mouth is in the 256 canonical crop (face/align.py puts the mouth corners' midpoint at
 # (128, 153.6) and 60 px apart); the window also holds a wide-open mouth and the jaw. Rows, columns.
 MOUTH_WINDOW = (slice(112, 208), slice(64, 192))
+WINDOW_ROWS, WINDOW_COLS = (part.stop - part.start for part in MOUTH_WINDOW)
 CROP_SIZE = 256
 
 
 def mouth_patch(crops: torch.Tensor) -> torch.Tensor:
-    """(B, 3, 256, 256) crops in [0, 1] -> (B, 3, 96, 128) mouth windows."""
+    """(B, 3, 256, 256) crops in [0, 1] -> (B, 3, WINDOW_ROWS, WINDOW_COLS) mouth windows."""
     if crops.shape[-2:] != (CROP_SIZE, CROP_SIZE):
         raise ValueError(f"the lip reader works on {CROP_SIZE}x{CROP_SIZE} crops, got {tuple(crops.shape[-2:])}")
     return crops[:, :, MOUTH_WINDOW[0], MOUTH_WINDOW[1]]
@@ -44,16 +45,16 @@ class LipReader(nn.Module, PyTorchModelHubMixin, library_name="dck-talking", lic
         for cin, cout in zip([3, *channels[:-1]], channels):
             layers += [nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        rows, cols = (96 >> len(channels)) or 1, (128 >> len(channels)) or 1
+        rows, cols = (WINDOW_ROWS >> len(channels)) or 1, (WINDOW_COLS >> len(channels)) or 1
         self.head = nn.Linear(channels[-1] * rows * cols, 2 * len(LIP_INDICES))
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         x = self.features(mouth_patch(crops) * 2 - 1)
         offsets = self.head(x.flatten(1)).view(-1, len(LIP_INDICES), 2)
         # Predicted relative to the window's centre, in units of half its width.
-        centre = torch.tensor([(MOUTH_WINDOW[1].start + MOUTH_WINDOW[1].stop) / 2 - 0.5,
-                               (MOUTH_WINDOW[0].start + MOUTH_WINDOW[0].stop) / 2 - 0.5], device=crops.device)
-        return centre + offsets * (MOUTH_WINDOW[1].stop - MOUTH_WINDOW[1].start) / 2
+        centre = torch.tensor([MOUTH_WINDOW[1].start + WINDOW_COLS / 2 - 0.5,
+                               MOUTH_WINDOW[0].start + WINDOW_ROWS / 2 - 0.5], device=crops.device)
+        return centre + offsets * WINDOW_COLS / 2
 
 
 def load_lip_reader(folder: str | Path) -> LipReader:
