@@ -14,21 +14,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import TINY
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import SpaceCard
 from PIL import Image
 
 from dck_talking import CheckpointError, DCKTalker
-from dck_talking.video import VideoWriter, iter_frames, probe
+from dck_talking.examples import FACE, SPEECH
 from dck_talking.model import load_model
+from dck_talking.video import VideoWriter, iter_frames, probe
 from dck_talking.webapp import build_demo, launch
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "dck_talking" / "assets" / "examples"
-FACE, SPEECH = EXAMPLES / "face.jpg", EXAMPLES / "speech.wav"  # 512x600 photo; 2.99 s of speech
 SPEECH_SECONDS, FPS = 2.99, 25
-TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
 MAX_SECONDS = 4.0
 NOTE = "Model: a tiny one with random weights."
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

@@ -17,12 +17,11 @@ from dck_talking.data.phones import Phone
 from dck_talking.data.prepare import crop_frame, nearest_filled, prepare
 from dck_talking.data.render import MouthRig, lip_gap
 from dck_talking.data.synth import photo_frames, synth
+from dck_talking.examples import FACE, SPEECH
 from dck_talking.face import FaceTracker, LandmarkDetector
 from dck_talking.image import read_image
 from dck_talking.video import VideoWriter
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "dck_talking" / "assets" / "examples"
-FACE, SPEECH = EXAMPLES / "face.jpg", EXAMPLES / "speech.wav"  # Grace Hopper; 3.0 s of read speech
 FPS, SIZE = 25, 64
 
 needs_espeak = pytest.mark.skipif(not phones_lib.espeak_available(), reason="espeak-ng is not installed")

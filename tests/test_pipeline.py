@@ -10,20 +10,19 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import TINY
 from PIL import Image
 
 from dck_talking import DCKTalker
 from dck_talking.audio import load_audio
 from dck_talking.cli import main
 from dck_talking.errors import InputError
+from dck_talking.examples import FACE, SPEECH
 from dck_talking.face import FaceTracker
 from dck_talking.pipeline import TalkingFacePipeline
 from dck_talking.video import SYNTHETIC_COMMENT, VideoWriter, iter_frames, probe
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "dck_talking" / "assets" / "examples"
-FACE, SPEECH = EXAMPLES / "face.jpg", EXAMPLES / "speech.wav"  # Grace Hopper; 3.0 s of read speech
 WIDTH, HEIGHT, N_FRAMES, BLANK = 320, 240, 40, range(18, 23)
-TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
 
 
 def scene(i: int) -> np.ndarray:

@@ -2,13 +2,12 @@ import json
 
 import pytest
 import torch
+from conftest import TINY
 from safetensors.torch import load_file
 
 from dck_talking import CheckpointError, DCKTalker
 from dck_talking.model.audio_encoder import LAYERS
 from dck_talking.model.unet import ConcatMiddle, DCKMiddle
-
-TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
 
 
 def inputs(batch=2, size=64, seed=0):

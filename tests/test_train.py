@@ -6,12 +6,11 @@ import json
 
 import numpy as np
 import torch
+from conftest import TINY
 from torch.utils.data import Dataset
 
 from dck_talking import DCKTalker
 from dck_talking.train import TrainConfig, latest_checkpoint, push_to_hub, train
-
-TINY = dict(image_size=64, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16)
 
 
 class MouthPairs(Dataset):
