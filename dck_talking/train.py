@@ -300,6 +300,28 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def check_replaceable(folder: str | Path) -> None:
+    """Stop unless `folder` is missing, empty or a model folder (config.json): the only folders
+    `save_model` may replace."""
+    folder = Path(folder)
+    if folder.exists() and not (folder / "config.json").is_file() and (folder.is_file() or any(folder.iterdir())):
+        raise DCKError(f"{folder}: exists and is not a model folder; not overwriting it")
+
+
+def save_model(model: DCKTalker | LipReader, folder: str | Path, **kwargs: Any) -> Path:
+    """`model.save_pretrained(folder, **kwargs)`, atomically: written beside `folder` and renamed over
+    it, so an interrupted save leaves the old folder or none, never half a checkpoint."""
+    folder = Path(folder)
+    check_replaceable(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    model.save_pretrained(partial, **kwargs)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(partial, folder)
+    return folder
+
+
 def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, folder: Path, step: int,
                     metrics: dict[str, float], keep: int = 3) -> Path:
     """Write `folder/step-NNNNNNNN/{model,state}` atomically (a temporary folder renamed at the end)."""

@@ -18,7 +18,7 @@ from .augment import color_jitter
 from .data import PairDataset
 from .errors import DCKError
 from .model.lip_reader import LipReader
-from .train import forever
+from .train import forever, save_model
 
 
 @torch.no_grad()
@@ -58,5 +58,5 @@ def train_lip_reader(data: list[str], out: str | Path, val_data: list[str] | Non
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     metrics = {"lip_error_px": landmark_error(reader, val_loader)}
-    reader.eval().save_pretrained(out)
+    save_model(reader.eval(), out)
     return metrics

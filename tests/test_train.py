@@ -10,7 +10,7 @@ from conftest import TINY
 from torch.utils.data import Dataset
 
 from dck_talking import DCKTalker
-from dck_talking.train import TrainConfig, latest_checkpoint, push_to_hub, train
+from dck_talking.train import TrainConfig, latest_checkpoint, push_to_hub, save_model, train
 
 
 class MouthPairs(Dataset):
@@ -191,3 +191,13 @@ def test_mouth_terms_reach_the_motion_image_while_the_mask_is_shut():
     for terms in ({"mouth_weight": 20.0}, {"lips": True}):
         gradient = motion_gradient(**terms)
         assert gradient[box].abs().max() > 0 and gradient[~box].max() == 0
+
+
+def test_save_model_replaces_a_model_folder_and_leaves_nothing_beside_it(tmp_path):
+    torch.manual_seed(0)
+    first, second = DCKTalker(**TINY), DCKTalker(**TINY)
+    save_model(first, tmp_path / "model")
+    save_model(second, tmp_path / "model")
+    assert list(tmp_path.iterdir()) == [tmp_path / "model"]
+    loaded = DCKTalker.from_pretrained(tmp_path / "model").state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in second.state_dict().items())
