@@ -75,6 +75,14 @@ def _train(args: argparse.Namespace) -> None:
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
+def _adapt(args: argparse.Namespace) -> None:
+    from .adapt import adapt
+
+    options = {"steps": args.steps} if args.steps else {}
+    print(adapt(args.face, args.out, checkpoint=args.checkpoint, groups=args.groups, seconds=args.seconds,
+                seed=args.seed, work=args.work, **options))
+
+
 def _train_lips(args: argparse.Namespace) -> None:
     from .train_lips import train_lip_reader
 
@@ -242,6 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=int, default=1000)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_train)
+
+    adapt = commands.add_parser("adapt", help="fit a model to one face (photo or video): minutes of fine-tuning on "
+                                              "synthetic pairs of it, speaking espeak-ng sentences")
+    adapt.add_argument("--face", required=True, help="face photo or video")
+    adapt.add_argument("--out", required=True, help="folder for the adapted checkpoint (use it with --checkpoint)")
+    adapt.add_argument("--checkpoint", help="checkpoint to start from (default: $DCK_CHECKPOINT, else bundled)")
+    adapt.add_argument("--steps", type=int, help="fine-tuning steps at batch 8 (default: 600)")
+    adapt.add_argument("--groups", type=int, default=2, help="head motions of the face, 4 speeches each")
+    adapt.add_argument("--seconds", type=float, default=4.0, help="length of every synthetic clip")
+    adapt.add_argument("--work", help="keep the synthetic pairs and the training run here (default: removed)")
+    adapt.add_argument("--seed", type=int, default=0)
+    adapt.set_defaults(func=_adapt)
 
     lips = commands.add_parser("train-lips", help="train a LipReader (lip landmarks from a crop) for train --lip-reader")
     lips.add_argument("--data", action="append", required=True, help="a prepare/synth output folder (repeatable)")

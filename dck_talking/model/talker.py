@@ -186,12 +186,17 @@ UNDESCRIBED_TRAINING = (
     "with `dck-talking synth`.")
 
 
+def checkpoint_source(checkpoint: str | Path | None = None) -> str:
+    """Which checkpoint to use: `checkpoint` (a folder or Hub repo id), else `$DCK_CHECKPOINT`,
+    else the bundled default checkpoint's folder."""
+    return str(checkpoint or os.environ.get("DCK_CHECKPOINT") or DEFAULT_CHECKPOINT)
+
+
 def load_model(checkpoint: str | Path | None = None) -> tuple[DCKTalker, str]:
-    """The model to use and what it is: `checkpoint` (a folder or Hub repo id), else
-    `$DCK_CHECKPOINT`, else the bundled default checkpoint."""
-    checkpoint = checkpoint or os.environ.get("DCK_CHECKPOINT") or None
-    if checkpoint:
-        return DCKTalker.from_pretrained(checkpoint), f"`{checkpoint}`"
+    """The model to use (see `checkpoint_source`) and what it is."""
+    source = checkpoint_source(checkpoint)
+    if source != str(DEFAULT_CHECKPOINT):
+        return DCKTalker.from_pretrained(source), f"`{source}`"
     return DCKTalker.from_pretrained(), ("the default model bundled with dck-talking (small, trained on synthetic "
                                          "pairs; its model card says what it is not good for)")
 
