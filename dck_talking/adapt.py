@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from .data import PairDataset
 from .data.synth import synth
-from .errors import InputError
+from .errors import DCKError, InputError
 from .model import DCKTalker
 from .model.talker import DEFAULT_CHECKPOINT, checkpoint_source
 from .train import TrainConfig, check_replaceable, latest_checkpoint, save_model, split, train, validate
@@ -37,6 +37,7 @@ class AdaptSummary:
     face: str
     steps: int
     seconds: float
+    pairs: int  # held-out pairs of the face that `before` and `after` were measured on
     before: dict[str, float]
     after: dict[str, float]
 
@@ -46,7 +47,7 @@ class AdaptSummary:
             return f"PSNR {metrics['psnr']:.2f}, SSIM {metrics['ssim']:.3f}{lmd}"
 
         return (f"{self.out}: the model adapted to {self.face} in {self.seconds / 60:.1f} min ({self.steps} steps)\n"
-                f"  {VAL_PAIRS} held-out pairs of this face: before {row(self.before)}; after {row(self.after)}\n"
+                f"  {self.pairs} held-out pairs of this face: before {row(self.before)}; after {row(self.after)}\n"
                 f"  use it: dck-talking generate --face {self.face} --audio speech.wav --checkpoint {self.out}")
 
 
@@ -58,6 +59,8 @@ def adapt(face: str | Path, out: str | Path, checkpoint: str | Path | None = Non
     checkpoint folder with its own model card. `work` keeps the pairs and the run (default: a
     temporary folder, removed at the end)."""
     start = time.perf_counter()
+    if steps < 1:
+        raise DCKError(f"adapt needs at least 1 step, got {steps}")
     check_replaceable(out)
     base = checkpoint_source(checkpoint)
     base_model = DCKTalker.from_pretrained(base)
@@ -81,7 +84,6 @@ def adapt(face: str | Path, out: str | Path, checkpoint: str | Path | None = Non
                 f"fine-tuned for {steps} steps (batch {BATCH_SIZE}, learning rate {LR}, L1 x 10 + LSGAN + "
                 f"{MOUTH_WEIGHT:g} x L1 around the lips, mirrored and colour-jittered pairs) on synthetic pairs of "
                 f"that face: {groups} head motions x 4 espeak-ng speeches of {seconds:g} s. It is meant for that "
-                f"face only. Metrics: "
-                f"{VAL_PAIRS} held-out pairs of the same synthetic data.")
+                f"face only. Metrics: {len(held)} held-out pairs of the same synthetic data.")
     save_model(model, out, model_card_kwargs={"metrics": after, "training": training})
-    return AdaptSummary(Path(out), str(face), steps, time.perf_counter() - start, before, after)
+    return AdaptSummary(Path(out), str(face), steps, time.perf_counter() - start, len(held), before, after)

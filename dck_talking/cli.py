@@ -78,7 +78,7 @@ def _train(args: argparse.Namespace) -> None:
 def _adapt(args: argparse.Namespace) -> None:
     from .adapt import adapt
 
-    options = {"steps": args.steps} if args.steps else {}
+    options = {} if args.steps is None else {"steps": args.steps}
     print(adapt(args.face, args.out, checkpoint=args.checkpoint, groups=args.groups, seconds=args.seconds,
                 seed=args.seed, work=args.work, **options))
 

@@ -32,7 +32,8 @@ def test_adapt_fine_tunes_a_checkpoint_on_one_face(tmp_path, tiny_base, capsys):
                  "--groups", "1", "--seconds", "1", "--work", str(tmp_path / "work")])
     printed = capsys.readouterr().out
     assert code == 0 and f"{out}: the model adapted to {FACE} in " in printed and "(2 steps)" in printed
-    assert "held-out pairs of this face: before PSNR" in printed and f"--checkpoint {out}" in printed
+    # 4 clips of 25 frames: 12 ordered pairs of clips x 25 frames, a fifth of them held out.
+    assert "60 held-out pairs of this face: before PSNR" in printed and f"--checkpoint {out}" in printed
     # Four espeak-ng speeches of the one face, 25 frames each, and a 2-step run that started from the base.
     clips = sorted((tmp_path / "work" / "pairs" / "groups").glob("*/s*"))
     assert len(clips) == 4 and all(np.load(c / "frames.npy").shape == (25, 64, 64, 3) for c in clips)
@@ -54,10 +55,13 @@ def test_adapt_a_photo_without_a_face_stops_with_one_line(tmp_path, tiny_base, c
     assert not (tmp_path / "out").exists()
 
 
-def test_adapt_never_overwrites_a_folder_that_is_not_a_model(tmp_path, tiny_base, capsys):
+def test_adapt_stops_before_any_work_on_bad_arguments(tmp_path, tiny_base, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     code = main(["adapt", "--face", str(FACE), "--out", str(tmp_path / "notes"), "--checkpoint", str(tiny_base)])
     assert code == 2 and capsys.readouterr().err == (
         f"dck-talking: error: {tmp_path / 'notes'}: exists and is not a model folder; not overwriting it\n")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    code = main(["adapt", "--face", str(FACE), "--out", str(tmp_path / "out"), "--steps", "0"])
+    assert code == 2 and capsys.readouterr().err == "dck-talking: error: adapt needs at least 1 step, got 0\n"
+    assert not (tmp_path / "out").exists()
