@@ -75,9 +75,10 @@ def adapt(face: str | Path, out: str | Path, checkpoint: str | Path | None = Non
                              batch_size=BATCH_SIZE, lr=LR, mouth_weight=MOUTH_WEIGHT, augment=True,
                              disc_channels=DISC_CHANNELS, val_pairs=VAL_PAIRS, val_every=steps, save_every=steps,
                              workers=1, seed=seed)
-        after = train(config)
+        pairs = PairDataset(config.data, seed=seed)
+        after = train(config, dataset=pairs)
         model = DCKTalker.from_pretrained(latest_checkpoint(folder / "run" / "checkpoints") / "model")
-        _, held = split(PairDataset(config.data, seed=seed), VAL_PAIRS, seed)
+        _, held = split(pairs, VAL_PAIRS, seed)  # the pairs `train` validated on
         before = validate(base_model, DataLoader(held, batch_size=BATCH_SIZE), "cpu", landmarks=True)
     started = "dck-talking's bundled default model" if base == str(DEFAULT_CHECKPOINT) else f"the checkpoint `{base}`"
     training = (f"Adapted to one face, `{Path(face).name}`, with `dck-talking adapt`: {started} "
