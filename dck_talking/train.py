@@ -12,6 +12,8 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,33 +310,41 @@ def check_replaceable(folder: str | Path) -> None:
         raise DCKError(f"{folder}: exists and is not a model folder; not overwriting it")
 
 
+@contextmanager
+def replacing_folder(target: Path) -> Iterator[Path]:
+    """A temporary folder beside `target` to write into: renamed over `target` when the block ends,
+    removed when it raises, so readers see the old folder or the new one, never half of one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(partial, target)
+
+
 def save_model(model: DCKTalker | LipReader, folder: str | Path, **kwargs: Any) -> Path:
-    """`model.save_pretrained(folder, **kwargs)`, atomically: written beside `folder` and renamed over
-    it, so an interrupted save leaves the old folder or none, never half a checkpoint."""
+    """`model.save_pretrained(folder, **kwargs)`, atomically (`replacing_folder`), and only over a
+    folder `check_replaceable` allows."""
     folder = Path(folder)
     check_replaceable(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    model.save_pretrained(partial, **kwargs)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(partial, folder)
+    with replacing_folder(folder) as partial:
+        model.save_pretrained(partial, **kwargs)
     return folder
 
 
 def save_checkpoint(accelerator: Accelerator, model: torch.nn.Module, folder: Path, step: int,
                     metrics: dict[str, float], keep: int = 3) -> Path:
-    """Write `folder/step-NNNNNNNN/{model,state}` atomically (a temporary folder renamed at the end)."""
+    """Write `folder/step-NNNNNNNN/{model,state}` atomically (`replacing_folder`); keep the last `keep`."""
     target = folder / f"step-{step:08d}"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}-", dir=folder))
-        accelerator.unwrap_model(model).save_pretrained(partial / "model", model_card_kwargs={"metrics": metrics})
-        accelerator.save_state(str(partial / "state"), safe_serialization=True)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(partial, target)
+        with replacing_folder(target) as partial:
+            accelerator.unwrap_model(model).save_pretrained(partial / "model", model_card_kwargs={"metrics": metrics})
+            accelerator.save_state(str(partial / "state"), safe_serialization=True)
         for old in sorted(folder.glob("step-*"))[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()

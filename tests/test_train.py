@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from conftest import TINY
 from torch.utils.data import Dataset
@@ -201,3 +202,19 @@ def test_save_model_replaces_a_model_folder_and_leaves_nothing_beside_it(tmp_pat
     assert list(tmp_path.iterdir()) == [tmp_path / "model"]
     loaded = DCKTalker.from_pretrained(tmp_path / "model").state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in second.state_dict().items())
+
+
+def test_save_model_that_fails_leaves_the_old_folder_and_nothing_else(tmp_path, monkeypatch):
+    model = DCKTalker(**TINY)
+    save_model(model, tmp_path / "model")
+    before = (tmp_path / "model" / "model.safetensors").read_bytes()
+
+    def broken(folder, **kwargs):
+        (folder / "config.json").write_text("{")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model, "save_pretrained", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(model, tmp_path / "model")
+    assert list(tmp_path.iterdir()) == [tmp_path / "model"]
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
