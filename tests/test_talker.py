@@ -71,7 +71,7 @@ def test_config_errors():
         DCKTalker(**{**TINY, "image_size": 100})
 
 
-def test_hub_round_trip_offline(tmp_path, monkeypatch):
+def test_hub_round_trip_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = DCKTalker(**TINY, use_blending=True).eval()
     frames, mels = inputs()
@@ -84,7 +84,9 @@ def test_hub_round_trip_offline(tmp_path, monkeypatch):
     card = (tmp_path / "ckpt" / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: dck-talking" in card and "| `dck_channels` | `16` |" in card
 
+    capsys.readouterr()
     loaded = DCKTalker.from_pretrained(tmp_path / "ckpt")
+    assert capsys.readouterr().out == ""  # huggingface_hub's mixin prints a line on local loads; ours does not
     assert not loaded.training
     with torch.no_grad():
         torch.testing.assert_close(loaded(frames, mels).output, model(frames, mels).output, rtol=0, atol=0)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from ..errors import CheckpointError
 from ..face import LIP_INDICES
+from .hub import HubModelMixin
 
 # Where the mouth is in the 256 canonical crop (face/align.py puts the mouth corners' midpoint at
 # (128, 153.6) and 60 px apart); the window also holds a wide-open mouth and the jaw. Rows, columns.
@@ -33,7 +33,7 @@ def mouth_patch(crops: torch.Tensor) -> torch.Tensor:
     return crops[:, :, MOUTH_WINDOW[0], MOUTH_WINDOW[1]]
 
 
-class LipReader(nn.Module, PyTorchModelHubMixin, library_name="dck-talking", license="apache-2.0",
+class LipReader(nn.Module, HubModelMixin, library_name="dck-talking", license="apache-2.0",
                 tags=["lip-landmarks", "dck-talking"]):
     """(B, 3, 256, 256) canonical face crops in [0, 1] -> (B, 40, 2) lip landmarks (crop pixels,
     MediaPipe's `LIP_INDICES` order)."""

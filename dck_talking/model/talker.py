@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from huggingface_hub import ModelCard
 from huggingface_hub.errors import (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError,
                                     RepositoryNotFoundError)
 from safetensors import SafetensorError
@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from .audio_encoder import FEATURE_DIM, AudioEncoder
+from .hub import HubModelMixin
 from .unet import DCKUNet, TalkerOutput
 
 PAPER_URL = "https://arxiv.org/abs/2201.05986"
@@ -37,7 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 class DCKTalker(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubModelMixin,
     library_name="dck-talking",
     license="apache-2.0",
     pipeline_tag="video-to-video",
