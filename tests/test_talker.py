@@ -95,7 +95,7 @@ def test_hub_round_trip_offline(tmp_path, monkeypatch, capsys):
 def test_model_card_carries_metrics(tmp_path):
     DCKTalker(**TINY).save_pretrained(tmp_path, model_card_kwargs={"metrics": {"PSNR": 31.5, "LMD": 1.44}})
     card = (tmp_path / "README.md").read_text()
-    assert "| PSNR | 31.5 |" in card and "| LMD | 1.44 |" in card
+    assert "| PSNR | 31.50 |" in card and "| LMD | 1.440 |" in card
 
 
 def test_checkpoint_errors_are_clear(tmp_path):

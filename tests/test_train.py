@@ -89,12 +89,12 @@ class RecordingApi:
 
 def test_push_to_hub_uploads_the_model_folder_with_metrics():
     api = RecordingApi()
-    url = push_to_hub(DCKTalker(**TINY), "someone/dck-test", {"psnr": 30.5, "lmd": 1.5}, api=api)
+    url = push_to_hub(DCKTalker(**TINY), "someone/dck-test", {"psnr": 35.0, "lmd": 1.5}, api=api)
     assert url == "https://hub/someone/dck-test/commit/1"
     assert [call[0] for call in api.calls] == ["create_repo", "upload_folder"]
     assert sorted(api.files) == ["README.md", "config.json", "model.safetensors"]
     card = api.files["README.md"].decode()
-    assert "| psnr | 30.5 |" in card and "| lmd | 1.5 |" in card
+    assert "| psnr | 35.00 |" in card and "| lmd | 1.500 |" in card  # four digits, trailing zeros kept
     assert json.loads(api.files["config.json"])["dck_channels"] == 16
 
 

@@ -167,7 +167,7 @@ class DCKTalker(
         config = self._hub_mixin_config or {}
         rows = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in sorted(config.items()))
         if metrics:
-            metric_rows = "\n".join(f"| {name} | {value:.4g} |" for name, value in metrics.items())
+            metric_rows = "\n".join(f"| {name} | {value:#.4g} |" for name, value in metrics.items())
             metrics_text = f"| metric | value |\n| --- | --- |\n{metric_rows}"
         else:
             metrics_text = "No evaluation has been recorded for this checkpoint."
