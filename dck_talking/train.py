@@ -254,8 +254,11 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
 
 
 @torch.no_grad()
-def validate(model: DCKTalker, loader: DataLoader, device: torch.device, landmarks: bool = False) -> dict[str, float]:
-    """PSNR / SSIM (and LMD when `landmarks`) of the model on held-out pairs."""
+def pair_metrics(model: DCKTalker, loader: DataLoader, device: torch.device,
+                 landmarks: bool = False) -> dict[str, np.ndarray]:
+    """PSNR / SSIM (and LMD when `landmarks`) of every held-out pair, in the loader's order. LMD is
+    NaN where MediaPipe finds no mouth in the output or the target, so the arrays of two models run on
+    the same loader stay aligned pair by pair."""
     was_training = model.training
     model.eval()
     totals: dict[str, list[float]] = {"psnr": [], "ssim": []}
@@ -272,15 +275,20 @@ def validate(model: DCKTalker, loader: DataLoader, device: torch.device, landmar
         if detector is not None:
             detector.close()
     model.train(was_training)
-    return {name: float(np.mean(values)) for name, values in totals.items() if values}
+    return {name: np.array(values) for name, values in totals.items()}
+
+
+def validate(model: DCKTalker, loader: DataLoader, device: torch.device, landmarks: bool = False) -> dict[str, float]:
+    """Mean PSNR / SSIM (and LMD when `landmarks`, over the pairs where it could be measured)."""
+    return {name: float(np.nanmean(values)) for name, values in pair_metrics(model, loader, device, landmarks).items()
+            if np.isfinite(values).any()}
 
 
 def _lmd_batch(detector: MouthLandmarks, output: torch.Tensor, target: torch.Tensor) -> list[float]:
     distances = []
     for generated, real in zip(to_uint8(output), to_uint8(target)):
         a, b = detector(generated), detector(real)
-        if a is not None and b is not None:
-            distances.append(lmd(a, b))
+        distances.append(np.nan if a is None or b is None else lmd(a, b))
     return distances
 
 

@@ -130,7 +130,24 @@ def test_cli_train_and_evaluate_on_clip_folders(tmp_path, capsys):
     model = latest_checkpoint(tmp_path / "run" / "checkpoints") / "model"
     assert main(["evaluate", "--checkpoint", f"mine={model}", "--data", str(tmp_path / "data"), "--pairs", "8"]) == 0
     table = capsys.readouterr().out
-    assert "| mine |" in table and "| identity (input frame) |" in table
+    assert "| LMD minus mine (95% interval) |" in table
+    # noise faces have no mouth for MediaPipe: no LMD, and no change to report
+    assert "| mine | " in table and table.rstrip().endswith("| nan | n/a |")
+
+
+def test_paired_difference_is_the_mean_change_with_an_interval_around_it():
+    from dck_talking.evaluate import paired_difference
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(1, 3, 200)
+    b = a + 0.5 + rng.normal(0, 0.1, 200)
+    a[:10] = np.nan  # pairs where one model's mouth was not found are left out
+    mean, low, high = paired_difference(a, b)
+    assert mean == pytest.approx(np.mean(b[10:] - a[10:])) and 0.45 < low < mean < high < 0.55 and high - low < 0.05
+    assert paired_difference(a, a) == (0.0, 0.0, 0.0)
+    _, low, high = paired_difference(a, a + rng.normal(0, 1, 200))
+    assert low < 0 < high
+    assert all(np.isnan(paired_difference(a[:10], b[:10])))
 
 
 def test_mouth_box_covers_the_lips_and_the_jaws_travel():
