@@ -22,7 +22,7 @@ from .image import is_image
 from .metrics import MouthLandmarks, lip_gap, speech_envelope, sync_score
 from .model import DCKTalker, TalkerOutput
 from .pipeline import PHOTO_FPS, TalkingFacePipeline, load_speech
-from .train import pair_metrics
+from .train import mean_metrics, pair_metrics
 from .video import iter_frames, probe
 
 
@@ -51,10 +51,12 @@ def evaluate(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 
     results = {name: pair_metrics(model.to(device), loader, torch.device(device), landmarks=True)
                for name, model in {**models, "identity (input frame)": _Identity()}.items()}
     first = next(iter(results.values()))["lmd"]
-    return [Row(name, float(m["psnr"].mean()), float(m["ssim"].mean()),
-                float(np.nanmean(m["lmd"])) if np.isfinite(m["lmd"]).any() else float("nan"),
-                None if i == 0 else paired_difference(first, m["lmd"], seed=seed))
-            for i, (name, m) in enumerate(results.items())]
+    rows = []
+    for i, (name, per_pair) in enumerate(results.items()):
+        means = mean_metrics(per_pair)
+        rows.append(Row(name, means["psnr"], means["ssim"], means.get("lmd", float("nan")),
+                        None if i == 0 else paired_difference(first, per_pair["lmd"], seed=seed)))
+    return rows
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 10_000,

@@ -278,10 +278,14 @@ def pair_metrics(model: DCKTalker, loader: DataLoader, device: torch.device,
     return {name: np.array(values) for name, values in totals.items()}
 
 
+def mean_metrics(per_pair: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each metric's mean over the pairs where it was measured; a metric measured on none is left out."""
+    return {name: float(np.nanmean(values)) for name, values in per_pair.items() if not np.isnan(values).all()}
+
+
 def validate(model: DCKTalker, loader: DataLoader, device: torch.device, landmarks: bool = False) -> dict[str, float]:
-    """Mean PSNR / SSIM (and LMD when `landmarks`, over the pairs where it could be measured)."""
-    return {name: float(np.nanmean(values)) for name, values in pair_metrics(model, loader, device, landmarks).items()
-            if np.isfinite(values).any()}
+    """Mean PSNR / SSIM (and LMD when `landmarks`) of the model on held-out pairs."""
+    return mean_metrics(pair_metrics(model, loader, device, landmarks))
 
 
 def _lmd_batch(detector: MouthLandmarks, output: torch.Tensor, target: torch.Tensor) -> list[float]:
