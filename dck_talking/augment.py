@@ -1,9 +1,18 @@
 """Training-time augmentation: more identities out of few faces (mirror images, other skin tones and
-lighting). Each sample's input and target get the same change, so a pair stays a pair."""
+lighting; each sample's input and target get the same change, so a pair stays a pair), and sound as
+other microphones and lines give it (recording level, telephone and codec band limits)."""
 
 from __future__ import annotations
 
+import librosa
 import torch
+
+from . import audio as audio_lib
+
+# Centre frequency of each mel band of `audio.melspectrogram`.
+_BAND_HZ = torch.from_numpy(librosa.mel_frequencies(audio_lib.N_MELS + 2, fmin=audio_lib.FMIN,
+                                                    fmax=audio_lib.FMAX)[1:-1]).float()
+_UNITS_PER_DB = 2 * audio_lib.MAX_ABS / -audio_lib.MIN_LEVEL_DB
 
 
 def color_jitter(images: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -31,3 +40,19 @@ def augment_pairs(batch: dict[str, torch.Tensor], generator: torch.Generator) ->
     out["lips"] = torch.where(flip[:, None, None], mirrored, batch["lips"])
     out["input"], out["target"] = color_jitter([out["input"], out["target"]], generator)
     return out
+
+
+def degrade_audio(mel: torch.Tensor, generator: torch.Generator, max_gain_db: float = 10.0,
+                  band_limit_p: float = 0.5, cutoff_hz: tuple[float, float] = (3000.0, 6500.0)) -> torch.Tensor:
+    """Mel windows (B, 1, N_MELS, T) as another recording chain would give them: each sample's level
+    moved by up to `max_gain_db` (silence stays silence), and `band_limit_p` of them cut off above a
+    random frequency in `cutoff_hz` (8 kHz telephone and codec recordings have nothing above 4 kHz),
+    so that the model follows the lips in the low bands every recording has."""
+    batch, device = mel.shape[0], mel.device
+    gain = (2 * torch.rand(batch, generator=generator) - 1) * max_gain_db * _UNITS_PER_DB
+    louder = torch.where(mel > audio_lib.SILENCE, mel + gain.to(device)[:, None, None, None], mel)
+    out = louder.clamp(-audio_lib.MAX_ABS, audio_lib.MAX_ABS)
+    cut = torch.empty(batch).uniform_(*cutoff_hz, generator=generator)
+    limited = torch.rand(batch, generator=generator) < band_limit_p
+    above = (_BAND_HZ[None, :] > cut[:, None]) & limited[:, None]  # (B, N_MELS)
+    return out.masked_fill(above.to(device)[:, None, :, None], audio_lib.SILENCE)

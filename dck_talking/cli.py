@@ -70,7 +70,7 @@ def _train(args: argparse.Namespace) -> None:
                          mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
                          val_data=args.val_data, val_every=args.val_every, save_every=args.save_every,
                          disc_channels=args.disc_channels, lip_reader=args.lip_reader, lip_weight=args.lip_weight,
-                         augment=args.augment)
+                         augment=args.augment, augment_audio=args.augment_audio)
     metrics = train(config)
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lip-weight", type=float, default=0.3, help="weight of that loss per pixel of lip distance")
     train.add_argument("--augment", action="store_true",
                        help="mirror half of the pairs and jitter their colours (more identities out of few faces)")
+    train.add_argument("--augment-audio", action="store_true",
+                       help="vary the recording level and cut off the high bands of half of the sounds "
+                            "(telephone and codec recordings)")
     train.add_argument("--disc-channels", type=int, default=64,
                        help="width of the PatchGAN discriminator (64 as pix2pix; 32 is 4x cheaper on a CPU)")
     train.add_argument("--val-data", action="append", default=[],

@@ -26,7 +26,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from .augment import augment_pairs
+from .augment import augment_pairs, degrade_audio
 from .errors import DCKError
 from .metrics import MouthLandmarks, lmd, psnr, ssim
 from .model import PRESETS, DCKTalker
@@ -54,6 +54,7 @@ class TrainConfig:
     mouth_weight: float = 0.0  # extra L1 of output and motion image around the target's lips (off: not the paper's)
     mask_weight: float = 0.0  # extra L1 pull of the attention mask towards 0 (off)
     augment: bool = False  # mirror half of the pairs and jitter their colours (more identities from few faces)
+    augment_audio: bool = False  # random recording level and band limit of the mel windows (other microphones)
     lip_reader: str | None = None  # a LipReader folder: adds the lip-shape loss (not the paper's)
     lip_weight: float = 0.3  # per pixel of lip landmark distance, when `lip_reader` is given
     disc_channels: int = 64
@@ -166,6 +167,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
         batch = next(batches)
         if config.augment:
             batch = augment_pairs(batch, augmenter)
+        if config.augment_audio:
+            batch = {**batch, "mel": degrade_audio(batch["mel"], augmenter)}
         with accelerator.accumulate(model, discriminator):
             result = model(batch["input"], batch["mel"])
             # Discriminator: real targets -> 1, generated -> 0.

@@ -123,10 +123,11 @@ def test_cli_train_and_evaluate_on_clip_folders(tmp_path, capsys):
     (tmp_path / "tiny.json").write_text(json.dumps(TINY))
     code = main(["train", "--data", str(tmp_path / "data"), "--val-data", str(tmp_path / "held"),
                  "--config", str(tmp_path / "tiny.json"), "--out", str(tmp_path / "run"), "--steps", "2",
-                 "--batch-size", "4", "--workers", "0", "--val-every", "2", "--save-every", "2"])
+                 "--batch-size", "4", "--workers", "0", "--val-every", "2", "--save-every", "2",
+                 "--augment", "--augment-audio"])
     assert code == 0 and "validation: psnr" in capsys.readouterr().out
     run = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert run["val_data"] == [str(tmp_path / "held")]
+    assert run["val_data"] == [str(tmp_path / "held")] and run["augment"] and run["augment_audio"]
     model = latest_checkpoint(tmp_path / "run" / "checkpoints") / "model"
     assert main(["evaluate", "--checkpoint", f"mine={model}", "--data", str(tmp_path / "data"), "--pairs", "8"]) == 0
     table = capsys.readouterr().out
