@@ -33,6 +33,7 @@ WINDOW = 16  # mel steps per frame window (0.2 s)
 SILENCE = -MAX_ABS  # the normalised value of silence (and of padding)
 
 _MEL_BASIS = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
+MEL_BAND_HZ = librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]  # centre of each band of _MEL_BASIS
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -4,14 +4,11 @@ other microphones and lines give it (recording level, telephone and codec band l
 
 from __future__ import annotations
 
-import librosa
 import torch
 
 from . import audio as audio_lib
 
-# Centre frequency of each mel band of `audio.melspectrogram`.
-_BAND_HZ = torch.from_numpy(librosa.mel_frequencies(audio_lib.N_MELS + 2, fmin=audio_lib.FMIN,
-                                                    fmax=audio_lib.FMAX)[1:-1]).float()
+_BAND_HZ = torch.from_numpy(audio_lib.MEL_BAND_HZ).float()
 _UNITS_PER_DB = 2 * audio_lib.MAX_ABS / -audio_lib.MIN_LEVEL_DB
 
 
