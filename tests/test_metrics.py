@@ -12,6 +12,15 @@ def test_psnr_of_a_known_error():
     torch.testing.assert_close(psnr(output, target), torch.tensor([20.0, 20.0]))
 
 
+def test_psnr_of_a_copy_is_the_8_bit_ceiling_not_infinity():
+    target = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    one_level = target.clone()
+    one_level[:, 0, 0, 0] += 1 / 255  # the smallest error an 8-bit image can hold
+    ceiling = psnr(target, target)
+    torch.testing.assert_close(ceiling, psnr(one_level, target))
+    torch.testing.assert_close(ceiling, torch.full((2,), 10 * np.log10(255**2 * 3 * 16 * 16), dtype=torch.float32))
+
+
 def test_ssim_is_one_for_identical_images_and_falls_with_noise():
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(ssim(images, images), torch.ones(2))
