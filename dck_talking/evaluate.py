@@ -8,7 +8,6 @@ pair, with a bootstrap interval: a difference whose interval holds 0 may be the 
 from __future__ import annotations
 
 import tempfile
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +98,7 @@ def delay_sweep(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path,
     fps = PHOTO_FPS if is_image(face) else float(probe(face).fps)
     mel = melspectrogram(wav)
     scores = {}
-    with closing(MouthLandmarks()) as landmarks, tempfile.TemporaryDirectory(prefix="dck-sync-") as folder:
+    with MouthLandmarks() as landmarks, tempfile.TemporaryDirectory(prefix="dck-sync-") as folder:
         shifted, video = Path(folder) / "speech.wav", Path(folder) / "video.mp4"
         for delay in range(-max_delay, max_delay + 1):
             sf.write(shifted, _delayed(wav, round(delay * SAMPLE_RATE / fps)), SAMPLE_RATE)

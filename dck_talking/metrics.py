@@ -17,6 +17,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from .audio import MEL_STEPS_PER_SECOND
 from .face import LIP_INDICES, LandmarkDetector
+from .face.landmarks import ClosedOnExit
 
 UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT = 13, 14, 61, 291
 VOICE_BANDS = slice(5, 50)  # mel bands of roughly 150 Hz - 3 kHz, where speech energy lies
@@ -36,7 +37,7 @@ def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return structural_similarity_index_measure(output, target, data_range=1.0, reduction="none")
 
 
-class MouthLandmarks:
+class MouthLandmarks(ClosedOnExit):
     """MediaPipe lip landmarks of face crops (IMAGE mode), in pixels of a 256 crop."""
 
     def __init__(self) -> None:

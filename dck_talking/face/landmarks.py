@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,6 +26,23 @@ LIP_INDICES: tuple[int, ...] = (
     185, 191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375,
     402, 405, 409, 415,
 )  # fmt: skip
+
+
+_Closeable = TypeVar("_Closeable", bound="ClosedOnExit")
+
+
+class ClosedOnExit:
+    """Mixin for holders of a native resource: `with holder:` calls `holder.close()` on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Closeable) -> _Closeable:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +87,7 @@ def select_face(faces: Sequence[Face], face_index: int = 0) -> Face | None:
     return ranked[face_index] if face_index < len(ranked) else None
 
 
-class LandmarkDetector:
+class LandmarkDetector(ClosedOnExit):
     """MediaPipe FaceLandmarker on RGB uint8 frames.
 
     ``video=True`` uses the VIDEO running mode (faces are tracked between frames, which is
@@ -153,13 +171,3 @@ class LandmarkDetector:
             self._landmarker.close()
             self._landmarker = None
 
-    def __enter__(self) -> LandmarkDetector:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

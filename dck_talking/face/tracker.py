@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
 from .align import CropTransform, align_face
-from .landmarks import Face, LandmarkDetector, select_face
+from .landmarks import ClosedOnExit, Face, LandmarkDetector, select_face
 from .smoothing import TransformSmoother
 
 
-class FaceTracker:
+class FaceTracker(ClosedOnExit):
     """Turns a stream of RGB frames into per-frame ``CropTransform`` (or None without a face).
 
     The face is chosen once by size (``face_index`` 0 = largest) and then followed: in
@@ -69,14 +68,3 @@ class FaceTracker:
     def close(self) -> None:
         """Release the landmark model."""
         self.detector.close()
-
-    def __enter__(self) -> FaceTracker:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
