@@ -112,6 +112,13 @@ def _sync(args: argparse.Namespace) -> None:
     print(format_sweep(scores))
 
 
+def _data_sync(args: argparse.Namespace) -> None:
+    from .evaluate import clip_sync, format_clip_sync
+
+    print("\n\n".join(format_clip_sync(root, clip_sync(root, args.max_offset), args.max_offset, args.worst)
+                      for root in args.data))
+
+
 def _app(args: argparse.Namespace) -> None:
     from .webapp import build_demo, launch
 
@@ -144,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--max-delay", type=int, default=5, help="largest delay tried, in video frames")
     sync.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     sync.set_defaults(func=_sync)
+
+    data_sync = commands.add_parser("data-sync", help="lip-sync score of stored clips (prepare/synth output) "
+                                    "against their own sound: finds clips out of step")
+    data_sync.add_argument("--data", action="append", required=True, help="prepare or synth output folder (repeatable)")
+    data_sync.add_argument("--max-offset", type=int, default=5, help="largest audio shift tried, in video frames")
+    data_sync.add_argument("--worst", type=int, default=10, help="how many out-of-step clips to list")
+    data_sync.set_defaults(func=_data_sync)
 
     demo = commands.add_parser("demo", help="lip-sync the bundled example photo to the bundled speech (demo.mp4)")
     demo.add_argument("--out", default="demo.mp4", help="output video (default: demo.mp4 here)")

@@ -1,6 +1,8 @@
 """`dck-talking evaluate`: the paper's Table I columns (PSNR, SSIM, LMD) on held-out pairs, for one
 or more checkpoints and the identity baseline (output = input frame); `dck-talking sync`: the lip-sync
-score of rendered videos as the speech is delayed, which peaks at no delay when the model is in sync.
+score of rendered videos as the speech is delayed, which peaks at no delay when the model is in sync;
+`dck-talking data-sync`: the same score for the stored clips of training or held-out data against their
+own sound, which finds footage whose sound is out of step with the picture.
 
 Every model runs on the same pairs, so each one's LMD is also compared with the first model's pair by
 pair, with a bootstrap interval: a difference whose interval holds 0 may be the luck of the draw."""
@@ -17,8 +19,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .audio import SAMPLE_RATE, melspectrogram
+from .data.pairs import discover
+from .errors import DCKError
 from .image import is_image
-from .metrics import MouthLandmarks, lip_gap, speech_envelope, sync_score
+from .metrics import MouthLandmarks, lip_gap, speech_envelope, stored_lip_gaps, sync_score
 from .model import DCKTalker, TalkerOutput
 from .pipeline import PHOTO_FPS, TalkingFacePipeline, load_speech
 from .train import mean_metrics, pair_metrics
@@ -124,4 +128,44 @@ def format_sweep(scores: dict[int, float]) -> str:
     best = max(scores, key=lambda d: -np.inf if np.isnan(scores[d]) else scores[d])
     lines = ["| audio delay (frames) | sync score |", "| ---: | ---: |"]
     lines += [f"| {d:+d} | {score:.3f}{' (peak)' if d == best else ''} |" for d, score in scores.items()]
+    return "\n".join(lines)
+
+
+@dataclass
+class ClipSync:
+    clip: Path
+    score: float  # correlation of lip gap and loudness at offset 0
+    offset: int  # the audio shift (frames) where it peaks: d > 0, frame i shows the mouth of audio frame i + d
+
+
+def clip_sync(root: str | Path, max_offset: int = 5) -> list[ClipSync]:
+    """`metrics.sync_score` of every stored clip under `root` (prepare or synth output): its lips
+    (`lips.npy`, MediaPipe's landmarks of each frame) against its own sound (`mel.npy`). No model runs,
+    so this measures the data: real footage in sync and synthetic mouths that follow their speech peak at
+    offset 0 with a high score."""
+    singles, groups = discover(root)
+    results = []
+    for clip in [*singles, *(c for group in groups for c in group.clips)]:
+        gaps = stored_lip_gaps(np.load(clip.path / "lips.npy")[:clip.frames])
+        envelope = speech_envelope(np.load(clip.path / "mel.npy"), len(gaps), clip.fps)
+        result = sync_score(gaps, envelope, max_offset)
+        results.append(ClipSync(clip.path, result.score, result.offset))
+    if not results:
+        raise DCKError(f"{root}: no clips found (expected prepare or synth output)")
+    return results
+
+
+def format_clip_sync(root: str | Path, results: list[ClipSync], max_offset: int, worst: int = 10) -> str:
+    """A summary line, the clips per peak offset, and the `worst` clips peaking furthest from 0."""
+    scores = np.array([r.score for r in results])
+    offsets = np.array([r.offset for r in results])
+    lines = [f"{root}: {len(results)} clips; sync score at offset 0: mean {np.nanmean(scores):.2f}, median "
+             f"{np.nanmedian(scores):.2f}; peak at 0 in {np.mean(offsets == 0):.0%}, within 1 frame in "
+             f"{np.mean(np.abs(offsets) <= 1):.0%} (offset d > 0: frame i shows the mouth of audio frame i + d)", "",
+             "| peak offset (frames) | clips |", "| ---: | ---: |"]
+    lines += [f"| {d:+d} | {int(np.sum(offsets == d))} |" for d in range(-max_offset, max_offset + 1)]
+    far = sorted((r for r in results if abs(r.offset) >= 2), key=lambda r: (-abs(r.offset), r.score))[:worst]
+    if far:
+        lines += ["", "Clips peaking 2 or more frames away (sound and picture may be out of step):"]
+        lines += [f"  {r.clip}: peak at {r.offset:+d}, score {r.score:.2f} at 0" for r in far]
     return "\n".join(lines)

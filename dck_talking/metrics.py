@@ -20,6 +20,7 @@ from .face import LIP_INDICES, LandmarkDetector
 from .face.landmarks import ClosedOnExit
 
 UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT = 13, 14, 61, 291
+GAP_POINTS = (UPPER_INNER_LIP, LOWER_INNER_LIP, MOUTH_LEFT, MOUTH_RIGHT)
 VOICE_BANDS = slice(5, 50)  # mel bands of roughly 150 Hz - 3 kHz, where speech energy lies
 
 
@@ -62,9 +63,19 @@ def lmd(output_landmarks: np.ndarray, target_landmarks: np.ndarray) -> float:
 
 def lip_gap(landmarks: np.ndarray) -> float:
     """How far the mouth is open: inner-lip distance over mouth width (0 = closed, ~0.5 = wide)."""
-    gap = np.linalg.norm(landmarks[UPPER_INNER_LIP] - landmarks[LOWER_INNER_LIP])
-    width = np.linalg.norm(landmarks[MOUTH_LEFT] - landmarks[MOUTH_RIGHT])
-    return float(gap / max(width, 1e-6))
+    return float(_gaps(landmarks[None, list(GAP_POINTS)])[0])
+
+
+def stored_lip_gaps(lips: np.ndarray) -> np.ndarray:
+    """`lip_gap` of every frame of a clip's stored lips, (N, 40, 2) in `LIP_INDICES` order -> (N,)."""
+    return _gaps(lips[:, [LIP_INDICES.index(point) for point in GAP_POINTS]])
+
+
+def _gaps(points: np.ndarray) -> np.ndarray:
+    """(N, 4, 2) upper inner lip, lower inner lip, left and right corner -> (N,) gap over width."""
+    gap = np.linalg.norm(points[:, 0] - points[:, 1], axis=-1)
+    width = np.linalg.norm(points[:, 2] - points[:, 3], axis=-1)
+    return gap / np.maximum(width, 1e-6)
 
 
 def speech_envelope(mel: np.ndarray, n_frames: int, fps: float | Fraction) -> np.ndarray:

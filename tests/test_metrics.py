@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from dck_talking.face import LIP_INDICES
-from dck_talking.metrics import lip_gap, lmd, psnr, speech_envelope, ssim, sync_score
+from dck_talking.cli import main
+from dck_talking.errors import DCKError
+from dck_talking.evaluate import clip_sync, format_clip_sync
+from dck_talking.metrics import lip_gap, lmd, psnr, speech_envelope, ssim, stored_lip_gaps, sync_score
 
 
 def test_psnr_of_a_known_error():
@@ -41,6 +44,48 @@ def test_lip_gap_is_relative_to_mouth_width():
     landmarks[61], landmarks[291] = (100, 200), (160, 200)  # mouth corners, 60 px apart
     landmarks[13], landmarks[14] = (130, 195), (130, 210)  # inner lips 15 px apart
     assert lip_gap(landmarks) == pytest.approx(0.25)
+
+
+def test_stored_lip_gaps_match_lip_gap_of_the_full_landmarks():
+    landmarks = np.random.default_rng(0).uniform(0, 256, (3, 478, 2))
+    expected = [lip_gap(frame) for frame in landmarks]
+    np.testing.assert_allclose(stored_lip_gaps(landmarks[:, list(LIP_INDICES)]), expected, rtol=1e-6)
+
+
+def _write_clip(folder, loudness, gaps, fps=25):
+    """A stored clip whose voice-band level follows `loudness` and whose mouth opens by `gaps` per frame."""
+    folder.mkdir(parents=True)
+    steps = int(len(loudness) * 80 / fps) + 16
+    frame_of_step = np.minimum(np.rint(np.arange(steps) * fps / 80).astype(int), len(loudness) - 1)
+    mel = np.repeat(loudness[frame_of_step][None], 80, axis=0)
+    lips = np.zeros((len(gaps), 40, 2), np.float32)
+    corners, inner = [LIP_INDICES.index(i) for i in (61, 291)], [LIP_INDICES.index(i) for i in (13, 14)]
+    lips[:, corners] = [(100, 200), (160, 200)]
+    lips[:, inner[0]] = 130, 200
+    lips[:, inner[1], 0], lips[:, inner[1], 1] = 130, 200 + 60 * gaps
+    np.save(folder / "frames.npy", np.zeros((len(gaps), 8, 8, 3), np.uint8))
+    np.save(folder / "mel.npy", mel.astype(np.float32))
+    np.save(folder / "lips.npy", lips)
+    (folder / "meta.json").write_text(f'{{"fps": {fps}, "frames": {len(gaps)}}}')
+
+
+def test_clip_sync_finds_stored_clips_out_of_step(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    loudness = np.convolve(rng.uniform(-4, 2, 80), np.ones(3) / 3, mode="same").astype(np.float32)
+    opening = (loudness + 4) / 12  # 0 .. 0.5 of the mouth width
+    _write_clip(tmp_path / "data" / "clips" / "in-step", loudness, opening)
+    _write_clip(tmp_path / "data" / "clips" / "late", loudness, np.roll(opening, 2))  # mouth 2 frames late
+    results = {r.clip.name: r for r in clip_sync(tmp_path / "data")}
+    assert results["in-step"].offset == 0 and results["in-step"].score > 0.9
+    assert results["late"].offset == -2 and results["late"].score < results["in-step"].score - 0.2
+    report = format_clip_sync("data", list(results.values()), max_offset=5)
+    assert "2 clips" in report and "peak at 0 in 50%" in report and "late: peak at -2" in report
+    assert "in-step:" not in report  # only clips out of step are listed
+    assert main(["data-sync", "--data", str(tmp_path / "data"), "--max-offset", "3"]) == 0
+    assert "| -2 | 1 |" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DCKError, match="no clips found"):
+        clip_sync(tmp_path / "empty")
 
 
 def test_sync_score_finds_the_offset():
