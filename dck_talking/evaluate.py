@@ -140,7 +140,7 @@ class ClipSync:
 
 def clip_sync(root: str | Path, max_offset: int = 5) -> list[ClipSync]:
     """`metrics.sync_score` of every stored clip under `root` (prepare or synth output): its lips
-    (`lips.npy`, MediaPipe's landmarks of each frame) against its own sound (`mel.npy`). No model runs,
+    (`lips.npy`, the lip landmarks stored with each frame) against its own sound (`mel.npy`). No model runs,
     so this measures the data: real footage in sync and synthetic mouths that follow their speech peak at
     offset 0 with a high score."""
     singles, groups = discover(root)
