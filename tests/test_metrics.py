@@ -4,6 +4,7 @@ import torch
 
 from dck_talking.face import LIP_INDICES
 from dck_talking.cli import main
+from dck_talking.data import ClipWriter
 from dck_talking.errors import DCKError
 from dck_talking.evaluate import clip_sync, format_clip_sync
 from dck_talking.metrics import lip_gap, lmd, psnr, speech_envelope, ssim, stored_lip_gaps, sync_score
@@ -54,19 +55,15 @@ def test_stored_lip_gaps_match_lip_gap_of_the_full_landmarks():
 
 def _write_clip(folder, loudness, gaps, fps=25):
     """A stored clip whose voice-band level follows `loudness` and whose mouth opens by `gaps` per frame."""
-    folder.mkdir(parents=True)
     steps = int(len(loudness) * 80 / fps) + 16
     frame_of_step = np.minimum(np.rint(np.arange(steps) * fps / 80).astype(int), len(loudness) - 1)
     mel = np.repeat(loudness[frame_of_step][None], 80, axis=0)
-    lips = np.zeros((len(gaps), 40, 2), np.float32)
+    writer = ClipWriter(folder, len(gaps), 8)
     corners, inner = [LIP_INDICES.index(i) for i in (61, 291)], [LIP_INDICES.index(i) for i in (13, 14)]
-    lips[:, corners] = [(100, 200), (160, 200)]
-    lips[:, inner[0]] = 130, 200
-    lips[:, inner[1], 0], lips[:, inner[1], 1] = 130, 200 + 60 * gaps
-    np.save(folder / "frames.npy", np.zeros((len(gaps), 8, 8, 3), np.uint8))
-    np.save(folder / "mel.npy", mel.astype(np.float32))
-    np.save(folder / "lips.npy", lips)
-    (folder / "meta.json").write_text(f'{{"fps": {fps}, "frames": {len(gaps)}}}')
+    writer.lips[:, corners] = [(100, 200), (160, 200)]
+    writer.lips[:, inner[0]] = 130, 200
+    writer.lips[:, inner[1], 0], writer.lips[:, inner[1], 1] = 130, 200 + 60 * gaps
+    writer.commit(mel, {"fps": fps, "frames": len(gaps)})
 
 
 def test_clip_sync_finds_stored_clips_out_of_step(tmp_path, capsys):
