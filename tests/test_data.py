@@ -16,6 +16,7 @@ from dck_talking.data import phones as phones_lib
 from dck_talking.data.phones import Phone
 from dck_talking.data.prepare import crop_frame, nearest_filled, prepare
 from dck_talking.data.render import MouthRig, lip_gap
+from dck_talking.data.retime import retime
 from dck_talking.data.synth import photo_frames, synth
 from dck_talking.examples import FACE, SPEECH
 from dck_talking.face import FaceTracker, LandmarkDetector
@@ -266,3 +267,33 @@ def test_pocketsphinx_phones_of_a_recording():
     phones, method = phones_lib.align(wav)
     assert method == "pocketsphinx-phones" and len(phones) > 10
     assert phones[0].start == 0 and phones[-1].end <= len(wav) / 16000 + 1e-6
+
+
+def syllables(start: float, count: int, length: float = 0.15) -> list[Phone]:
+    """An open vowel and a closed /m/ by turns, `count` of each, from `start`."""
+    return [Phone(start + k * length, start + (k + 1) * length, "AA" if k % 2 == 0 else "M") for k in range(2 * count)]
+
+
+def test_retime_puts_each_phrase_back_on_its_sound():
+    """Voiced sound only during the vowels of two phrases; the phones of the first phrase are 100 ms
+    early, those of the second 60 ms late: each phrase moves back onto its sound, names and order
+    kept, with silences filling the pauses. Within 25 ms (two mel steps, under a video frame): the
+    coarticulated mouth opens a little before its vowel sounds, so the best fit sits that near."""
+    rate, seconds = 16000, 4.0
+    truth = [Phone(0.0, 0.5, "")] + syllables(0.5, 4) + [Phone(1.7, 2.3, "")] + syllables(2.3, 4) + [Phone(3.5, 4.0, "")]
+    t = np.arange(int(rate * seconds)) / rate
+    voiced = np.zeros_like(t)
+    for p in truth:
+        if p.name == "AA":
+            voiced[(t >= p.start) & (t < p.end)] = 1.0
+    wav = (voiced * sum(np.sin(2 * np.pi * 150 * h * t) for h in range(1, 20)) / 20).astype(np.float32)
+    heard = [p.shifted(-0.1) if 0.4 < p.start < 1.7 else p.shifted(0.06) if 2.2 < p.start < 3.5 else p for p in truth]
+    fixed = retime(heard, wav)
+    speech_fixed = [p for p in fixed if p.name]
+    speech_truth = [p for p in truth if p.name]
+    assert [p.name for p in speech_fixed] == [p.name for p in speech_truth]
+    assert max(abs(a.start - b.start) for a, b in zip(speech_fixed, speech_truth)) <= 0.025 + 1e-9
+    assert fixed[0].start == 0 and fixed[-1].end == seconds
+    assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(fixed, fixed[1:]))  # contiguous, no overlap
+    kept = [p for p in retime(truth, wav) if p.name]  # phones already in step stay near
+    assert max(abs(a.start - b.start) for a, b in zip(kept, speech_truth)) <= 0.025 + 1e-9

@@ -7,8 +7,8 @@ paper's V_i^j): every clip of a group shows exactly the same face crops except f
   rendered as a perspective warp of the photo) or silent face videos (their own head motion).
   The frames are tracked and cropped like any video (`FaceTracker` + `warp_to_crop`).
 - Speech: real recordings (phones from pocketsphinx: forced alignment to a transcript found
-  beside the file, phone recognition otherwise) or text spoken by espeak-ng (its own phonemes and
-  timings).
+  beside the file, phone recognition otherwise, retimed phrase by phrase to follow the sound) or
+  text spoken by espeak-ng (its own phonemes and timings).
 - Mouth: phones -> visemes with coarticulation (`visemes.track`) -> a landmark-driven warp of
   the lips and jaw with a painted mouth interior (`render.MouthRig`).
 
@@ -40,6 +40,7 @@ from ..image import is_image, read_image
 from ..video import count_frames, iter_frames, probe
 from . import phones as phones_lib
 from . import store, visemes
+from .retime import retime
 from .prepare import (
     MAX_FACELESS,
     VIDEO_SUFFIXES,
@@ -216,7 +217,9 @@ def _phones_cache(out: Path, path: str, transcript: str | None) -> Path:
 
 
 def recording_phones(path: str, out: Path | None = None) -> tuple[np.ndarray, list[phones_lib.Phone], str, str | None]:
-    """(16 kHz audio, phones, method, transcript) of a recording; phones are cached under OUT/cache."""
+    """(16 kHz audio, phones, method, transcript) of a recording; the decoder's phones are cached
+    under OUT/cache. Phones recognised without a transcript are retimed to the sound
+    (`dck_talking.data.retime`; method "pocketsphinx-phones-retimed")."""
     wav = audio_lib.load_audio(path)
     if len(wav) == 0 or float(np.abs(wav).max()) < 1e-4:
         raise InputError(path, "the recording is silent")
@@ -224,13 +227,16 @@ def recording_phones(path: str, out: Path | None = None) -> tuple[np.ndarray, li
     cache = _phones_cache(out, path, transcript) if out is not None else None
     if cache is not None and cache.is_file():
         data = json.loads(cache.read_text())
-        return wav, [phones_lib.Phone(*p) for p in data["phones"]], data["method"], transcript
-    phones, method = phones_lib.align(wav, transcript)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(json.dumps({"phones": phones_lib.phones_to_json(phones), "method": method}))
-        os.replace(tmp, cache)
+        phones, method = [phones_lib.Phone(*p) for p in data["phones"]], data["method"]
+    else:
+        phones, method = phones_lib.align(wav, transcript)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_text(json.dumps({"phones": phones_lib.phones_to_json(phones), "method": method}))
+            os.replace(tmp, cache)
+    if method == "pocketsphinx-phones":
+        phones, method = retime(phones, wav), "pocketsphinx-phones-retimed"
     return wav, phones, method, transcript
 
 
