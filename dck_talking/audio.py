@@ -31,6 +31,7 @@ MAX_ABS = 4.0
 MEL_STEPS_PER_SECOND = SAMPLE_RATE // HOP  # 80
 WINDOW = 16  # mel steps per frame window (0.2 s)
 SILENCE = -MAX_ABS  # the normalised value of silence (and of padding)
+DB_PER_UNIT = -MIN_LEVEL_DB / (2 * MAX_ABS)  # 12.5 dB per unit of the normalised mel
 
 _MEL_BASIS = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
 MEL_BAND_HZ = librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]  # centre of each band of _MEL_BASIS

@@ -78,9 +78,14 @@ def _gaps(points: np.ndarray) -> np.ndarray:
     return gap / np.maximum(width, 1e-6)
 
 
+def voice_loudness(mel: np.ndarray) -> np.ndarray:
+    """(T,) loudness of the voice band at each step of a (80, T) normalised mel (12.5 dB per unit)."""
+    return mel[VOICE_BANDS].mean(axis=0)
+
+
 def speech_envelope(mel: np.ndarray, n_frames: int, fps: float | Fraction) -> np.ndarray:
     """Loudness of the voice band around each video frame's time (+-40 ms), from a (80, T) mel."""
-    loudness = mel[VOICE_BANDS].mean(axis=0)
+    loudness = voice_loudness(mel)
     steps = np.floor(np.arange(n_frames) * MEL_STEPS_PER_SECOND / float(fps)).astype(int)
     return np.array([loudness[max(0, s - 3):s + 4].mean() if s < len(loudness) else loudness[-1] for s in steps])
 

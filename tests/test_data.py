@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from dck_talking.audio import load_audio
@@ -17,7 +18,8 @@ from dck_talking.data.phones import Phone
 from dck_talking.data.prepare import crop_frame, nearest_filled, prepare
 from dck_talking.data.render import MouthRig, lip_gap
 from dck_talking.data.retime import retime
-from dck_talking.data.synth import photo_frames, synth
+from dck_talking.errors import DCKError
+from dck_talking.data.synth import photo_frames, plan, synth
 from dck_talking.examples import FACE, SPEECH
 from dck_talking.face import FaceTracker, LandmarkDetector
 from dck_talking.image import read_image
@@ -296,3 +298,17 @@ def test_retime_puts_each_phrase_back_on_its_sound():
     assert max(abs(a.start - b.start) for a, b in zip(speech_kept, speech_truth)) < 0.04
     assert fixed[0].start == 0 and fixed[-1].end == seconds
     assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(fixed, fixed[1:]))  # contiguous, no overlap
+
+
+def test_synth_leaves_out_recordings_that_are_not_speech(tmp_path):
+    """A steady band of noise (a modem signal's loudness never falls) is listed with the reason and
+    never drawn; given only such recordings, synth refuses with each one's reason."""
+    noise = np.random.default_rng(0).standard_normal(16000 * 5)
+    band = (np.fft.rfftfreq(len(noise), 1 / 16000) // 750) == 1  # 750-1500 Hz
+    modem = np.fft.irfft(np.fft.rfft(noise) * band)
+    sf.write(tmp_path / "modem.wav", (0.3 * modem / np.abs(modem).max()).astype(np.float32), 16000)
+    tasks, bad = plan([FACE], speech=[SPEECH, tmp_path / "modem.wav"], groups=2, speeches_per_group=2)
+    assert {s.path for t in tasks for s in t.speeches} == {str(SPEECH)}
+    assert [Path(r.face).name for r in bad] == ["modem.wav"] and "does not sound like speech" in bad[0].reason
+    with pytest.raises(DCKError, match=r"none of the recordings can be used as speech\n.*modem.wav: .* dB from quiet"):
+        plan([FACE], speech=[tmp_path / "modem.wav"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio import MEL_STEPS_PER_SECOND, melspectrogram
-from ..metrics import VOICE_BANDS
+from ..metrics import voice_loudness
 from .phones import SAMPLE_RATE, SILENCE, Phone
 from .visemes import track
 
@@ -60,7 +60,7 @@ def retime(phones: list[Phone], wav: np.ndarray, max_shift: float = 0.2) -> list
     if not phones:
         return phones
     mel = melspectrogram(wav)
-    loudness = mel[VOICE_BANDS].mean(axis=0)
+    loudness = voice_loudness(mel)
     openness = track(phones, mel.shape[1], MEL_STEPS_PER_SECOND).openness.astype(np.float64)
     max_steps = round(max_shift * MEL_STEPS_PER_SECOND)
     overall = (best_shift(openness, loudness, max_steps) + LAG_STEPS) / MEL_STEPS_PER_SECOND

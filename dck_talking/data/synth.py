@@ -37,6 +37,7 @@ from .. import audio as audio_lib
 from ..errors import DCKError, InputError
 from ..face import FaceTracker, LandmarkDetector
 from ..image import is_image, read_image
+from ..metrics import voice_loudness
 from ..video import count_frames, iter_frames, probe
 from . import phones as phones_lib
 from . import store, visemes
@@ -52,6 +53,7 @@ from .prepare import (
 from .render import INNER_LOOP, OUTER_LOOP, MouthRig, lips_of
 
 PHOTO_FPS = 25
+MIN_SPEECH_RANGE_DB = 6.0  # see speech_problem
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac"} | VIDEO_SUFFIXES
 VOICES = ("en-us", "en-us+m3", "en-us+f2", "en-gb-x-rp", "en-us+f4", "en-029", "en-gb-x-rp+m7", "en-us+f3",
@@ -216,13 +218,29 @@ def _phones_cache(out: Path, path: str, transcript: str | None) -> Path:
     return out / "cache" / "phones" / f"{key}.json"
 
 
+def speech_problem(wav: np.ndarray) -> str | None:
+    """Why 16 kHz `wav` cannot serve as speech, or None. Speech falls quiet between words: its
+    voice-band loudness spans 25 dB or more from its pauses to its vowels (10th to 90th percentile);
+    a recording under `MIN_SPEECH_RANGE_DB` is a modem signal, a tone or steady noise, whose phones
+    would be the decoder's guesses (codec2-examples' `david4.wav`: 1.9 dB)."""
+    if len(wav) == 0 or float(np.abs(wav).max()) < 1e-4:
+        return "the recording is silent"
+    low, high = np.percentile(voice_loudness(audio_lib.melspectrogram(wav)), [10, 90])
+    spread = (high - low) * audio_lib.DB_PER_UNIT
+    if spread < MIN_SPEECH_RANGE_DB:
+        return (f"the recording does not sound like speech: its loudness never falls between words "
+                f"({spread:.1f} dB from quiet to loud; a modem signal, a tone or steady noise?)")
+    return None
+
+
 def recording_phones(path: str, out: Path | None = None) -> tuple[np.ndarray, list[phones_lib.Phone], str, str | None]:
     """(16 kHz audio, phones, method, transcript) of a recording; the decoder's phones are cached
     under OUT/cache. Phones recognised without a transcript are retimed to the sound
     (`dck_talking.data.retime`; method "pocketsphinx-phones-retimed")."""
     wav = audio_lib.load_audio(path)
-    if len(wav) == 0 or float(np.abs(wav).max()) < 1e-4:
-        raise InputError(path, "the recording is silent")
+    problem = speech_problem(wav)
+    if problem:
+        raise InputError(path, problem)
     transcript = phones_lib.find_transcript(path)
     cache = _phones_cache(out, path, transcript) if out is not None else None
     if cache is not None and cache.is_file():
@@ -454,11 +472,28 @@ def _slug(text: str) -> str:
 def plan(faces, speech=None, text=None, groups: int = 8, speeches_per_group: int = 4, seconds: float = 8.0,
          size: int = 256, out: str | Path = ".", seed: int = 0, voices=VOICES, motion: float = 1.0
          ) -> tuple[list[GroupTask], list[GroupResult]]:
-    """The group tasks of a run (deterministic for a given seed) and face sources left out."""
+    """The group tasks of a run (deterministic for a given seed) and the face sources and recordings
+    left out (unreadable, or not speech: `speech_problem`)."""
     face_files = _expand(faces, PHOTO_SUFFIXES | VIDEO_SUFFIXES)
     if not face_files:
         raise DCKError("no face photos or videos given (--faces)")
-    recordings = _expand(speech, AUDIO_SUFFIXES)
+    sources, bad = [], []
+    recordings, recording_lengths = [], {}
+    for path in _expand(speech, AUDIO_SUFFIXES):
+        try:
+            wav = audio_lib.load_audio(path)
+            problem = speech_problem(wav)
+        except DCKError as exc:
+            problem = str(exc)
+        if problem:
+            bad.append(GroupResult("-", str(path), "skipped", problem))
+        else:
+            recordings.append(path)
+            recording_lengths[str(path)] = len(wav) / audio_lib.SAMPLE_RATE
+    if speech and not recordings:
+        reasons = "".join(f"\n  {r.face}: {r.reason}" for r in bad)
+        raise DCKError(f"none of the recordings can be used as speech{reasons}" if reasons
+                       else "no recordings found (--speech)")
     sentences = _read_texts(text)
     if not recordings and not sentences:
         sentences = list(SENTENCES)
@@ -467,7 +502,6 @@ def plan(faces, speech=None, text=None, groups: int = 8, speeches_per_group: int
             raise DCKError("espeak-ng is not installed (apt-get install espeak-ng); give recordings with --speech")
         sentences = []
     rng = np.random.default_rng(seed)
-    sources, bad = [], []
     for face in face_files:
         try:
             if is_image(face):
@@ -481,7 +515,6 @@ def plan(faces, speech=None, text=None, groups: int = 8, speeches_per_group: int
         raise DCKError("none of the face sources can be read")
     tasks = []
     uses: dict[str, int] = {}
-    recording_lengths: dict[str, float] = {}
     for g in range(groups):
         face, photo, video_info = sources[g % len(sources)]
         k = uses.get(str(face), 0)
@@ -508,11 +541,6 @@ def plan(faces, speech=None, text=None, groups: int = 8, speeches_per_group: int
                               scale=float(group_rng.uniform(0.85, 1.1)))
             if kind == "recording":
                 spec.path = str(rec)
-                if spec.path not in recording_lengths:
-                    try:
-                        recording_lengths[spec.path] = len(audio_lib.load_audio(rec)) / audio_lib.SAMPLE_RATE
-                    except DCKError:
-                        recording_lengths[spec.path] = 0.0
                 spare = max(0.0, recording_lengths[spec.path] - n / fps)
                 spec.offset = float(group_rng.uniform(0, spare)) if spare else 0.0
             else:
