@@ -283,7 +283,8 @@ def test_retime_puts_each_phrase_back_on_its_sound():
     less than a video frame (40 ms): later, as this sound starts and stops at once, where the mouth
     drawn from phones opens a little before the vowel sounds."""
     rate, seconds = 16000, 4.0
-    truth = [Phone(0.0, 0.5, "")] + syllables(0.5, 4) + [Phone(1.7, 2.3, "")] + syllables(2.3, 4) + [Phone(3.5, 4.0, "")]
+    truth = ([Phone(0.0, 0.5, "")] + syllables(0.5, 4) + [Phone(1.7, 2.3, "")] + syllables(2.3, 4)
+             + [Phone(3.5, 4.0, "")])
     t = np.arange(int(rate * seconds)) / rate
     voiced = np.zeros_like(t)
     for p in truth:

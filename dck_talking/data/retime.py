@@ -1,11 +1,12 @@
 """Put recognised phones back in step with their sound.
 
 pocketsphinx's phone recognition without a transcript can place phones early or late, most of all on
-speech its US English model does not know: on Czech voice acting the phones ran 12 to 190 ms ahead of
-the voice, varying from phrase to phrase, and the mouths drawn from them led the sound by up to five
-video frames. `retime` moves each phrase (speech between pauses) by the shift, within
-+-`max_shift`, at which the phones' mouth openness best follows the voice-band loudness (the
-relation `dck-talking data-sync` checks on the finished clips) as it does for forced-aligned phones.
+speech its US English model does not know: on Czech voice acting the phones ran up to 190 ms ahead
+of the voice, by different amounts along a recording, and the mouths drawn from them led the sound
+by up to five video frames. `retime` moves each phrase (speech between pauses) by the shift, within
++-`max_shift`, at which the phones' mouth openness follows the voice-band loudness as it does for
+forced-aligned phones (`metrics.sync_score`, the measure `dck-talking data-sync` applies to the
+finished clips).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio import MEL_STEPS_PER_SECOND, melspectrogram
-from ..metrics import voice_loudness
+from ..metrics import sync_score, voice_loudness
 from .phones import SAMPLE_RATE, SILENCE, Phone
 from .visemes import track
 
@@ -22,21 +23,6 @@ PAUSE = 0.15  # silences at least this long (seconds) separate phrases
 # as with the forced-aligned phones of LibriVox readings (4 of 5 clips; the fifth at 0).
 LAG_STEPS = 1
 MIN_PHRASE = 0.5  # shorter phrases take the recording's own shift: too little sound to fit on
-
-
-def best_shift(openness: np.ndarray, loudness: np.ndarray, max_steps: int) -> int:
-    """The shift d in mel steps (-max_steps..max_steps) maximising the correlation of openness[t]
-    with loudness[t + d]: positive when the phones come before their sound."""
-    best, best_r = 0, -np.inf
-    for d in range(-max_steps, max_steps + 1):
-        a = openness[max(0, -d): len(openness) - max(0, d)]
-        b = loudness[max(0, d): len(loudness) - max(0, -d)][: len(a)]
-        if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
-            continue
-        r = float(np.corrcoef(a, b)[0, 1])
-        if r > best_r:
-            best, best_r = d, r
-    return best
 
 
 def phrases(phones: list[Phone]) -> list[list[Phone]]:
@@ -55,7 +41,7 @@ def retime(phones: list[Phone], wav: np.ndarray, max_shift: float = 0.2) -> list
     """`phones` of 16 kHz `wav` with each phrase moved to follow the sound (see the module doc).
 
     A phrase never moves past its neighbours or outside the recording; the pauses between phrases
-    become silence phones again. Returns the phones unchanged when there is no speech to fit on.
+    become silence phones again.
     """
     if not phones:
         return phones
@@ -63,7 +49,7 @@ def retime(phones: list[Phone], wav: np.ndarray, max_shift: float = 0.2) -> list
     loudness = voice_loudness(mel)
     openness = track(phones, mel.shape[1], MEL_STEPS_PER_SECOND).openness.astype(np.float64)
     max_steps = round(max_shift * MEL_STEPS_PER_SECOND)
-    overall = (best_shift(openness, loudness, max_steps) + LAG_STEPS) / MEL_STEPS_PER_SECOND
+    overall = (sync_score(openness, loudness, max_steps).offset + LAG_STEPS) / MEL_STEPS_PER_SECOND
     runs = phrases(phones)
     duration = len(wav) / SAMPLE_RATE
     out: list[Phone] = []
@@ -73,7 +59,7 @@ def retime(phones: list[Phone], wav: np.ndarray, max_shift: float = 0.2) -> list
         if end - start >= MIN_PHRASE:
             a = max(0, round(start * MEL_STEPS_PER_SECOND) - max_steps)
             b = min(len(openness), round(end * MEL_STEPS_PER_SECOND) + max_steps)
-            shift = (best_shift(openness[a:b], loudness[a:b], max_steps) + LAG_STEPS) / MEL_STEPS_PER_SECOND
+            shift = (sync_score(openness[a:b], loudness[a:b], max_steps).offset + LAG_STEPS) / MEL_STEPS_PER_SECOND
         else:
             shift = overall
         following = runs[k + 1][0].start if k + 1 < len(runs) else duration
