@@ -8,7 +8,8 @@ paper's V_i^j): every clip of a group shows exactly the same face crops except f
   The frames are tracked and cropped like any video (`FaceTracker` + `warp_to_crop`).
 - Speech: real recordings (phones from pocketsphinx: forced alignment to a transcript found
   beside the file, phone recognition otherwise, retimed phrase by phrase to follow the sound) or
-  text spoken by espeak-ng (its own phonemes and timings).
+  text spoken by espeak-ng (its own phonemes and timings). Recordings that are not speech (a modem
+  signal, whose loudness never falls) are listed and left out.
 - Mouth: phones -> visemes with coarticulation (`visemes.track`) -> a landmark-driven warp of
   the lips and jaw with a painted mouth interior (`render.MouthRig`).
 
