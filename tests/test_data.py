@@ -18,8 +18,8 @@ from dck_talking.data.phones import Phone
 from dck_talking.data.prepare import crop_frame, nearest_filled, prepare
 from dck_talking.data.render import MouthRig, lip_gap
 from dck_talking.data.retime import retime
-from dck_talking.errors import DCKError
 from dck_talking.data.synth import photo_frames, plan, synth
+from dck_talking.errors import DCKError
 from dck_talking.examples import FACE, SPEECH
 from dck_talking.face import FaceTracker, LandmarkDetector
 from dck_talking.image import read_image

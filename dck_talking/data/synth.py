@@ -42,7 +42,6 @@ from ..metrics import voice_loudness
 from ..video import count_frames, iter_frames, probe
 from . import phones as phones_lib
 from . import store, visemes
-from .retime import retime
 from .prepare import (
     MAX_FACELESS,
     VIDEO_SUFFIXES,
@@ -52,6 +51,7 @@ from .prepare import (
     run_tasks,
 )
 from .render import INNER_LOOP, OUTER_LOOP, MouthRig, lips_of
+from .retime import retime
 
 PHOTO_FPS = 25
 MIN_SPEECH_RANGE_DB = 6.0  # see speech_problem
