@@ -212,11 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(func=_prepare)
 
     synth = commands.add_parser("synth", help="synthetic paired videos: one face and head motion, several speeches")
-    synth.add_argument("--faces", nargs="+", required=True, help="face photos or silent face videos, or folders")
-    synth.add_argument("--speech", nargs="+",
+    synth.add_argument("--faces", nargs="+", action="extend", required=True,
+                       help="face photos or silent face videos, or folders")
+    synth.add_argument("--speech", nargs="+", action="extend",
                        help="speech recordings or folders (pocketsphinx phones; a transcript NAME.txt beside "
                             "a recording enables forced alignment)")
-    synth.add_argument("--text", nargs="+",
+    synth.add_argument("--text", nargs="+", action="extend",
                        help="sentences, or text files with one per line, spoken by espeak-ng "
                             "(default without --speech: built-in sentences)")
     synth.add_argument("--out", required=True, help="output folder (groups/, index.json); re-running resumes")
@@ -226,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=256, help="face crop size: the model's image size")
     synth.add_argument("--workers", type=int, help="processes (default: one per CPU)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--voices", nargs="+", help="espeak-ng voices to draw from (default: 10 English voices)")
+    synth.add_argument("--voices", nargs="+", action="extend",
+                       help="espeak-ng voices to draw from (default: 10 English voices)")
     synth.add_argument("--motion", type=float, default=1.0, help="head motion of photos (0 = still, 1 = natural)")
     synth.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet of synthetic frames")
     synth.add_argument("--check", action="store_true",

@@ -18,6 +18,7 @@ from dck_talking.data.phones import Phone
 from dck_talking.data.prepare import crop_frame, nearest_filled, prepare
 from dck_talking.data.render import MouthRig, lip_gap
 from dck_talking.data.retime import retime
+from dck_talking.cli import build_parser
 from dck_talking.data.synth import photo_frames, plan, synth
 from dck_talking.errors import DCKError
 from dck_talking.examples import FACE, SPEECH
@@ -313,3 +314,9 @@ def test_synth_leaves_out_recordings_that_are_not_speech(tmp_path):
     assert [Path(r.face).name for r in bad] == ["modem.wav"] and "does not sound like speech" in bad[0].reason
     with pytest.raises(DCKError, match=r"none of the recordings can be used as speech\n.*modem.wav: .* dB from quiet"):
         plan([FACE], speech=[tmp_path / "modem.wav"])
+
+
+def test_synth_options_given_twice_add_up():
+    args = build_parser().parse_args(["synth", "--faces", "a.jpg", "--faces", "b.jpg", "--speech", "x.wav",
+                                      "--speech", "y.wav", "z.wav", "--out", "o"])
+    assert args.faces == ["a.jpg", "b.jpg"] and args.speech == ["x.wav", "y.wav", "z.wav"]
