@@ -69,7 +69,7 @@ def adapt(face: str | Path, out: str | Path, checkpoint: str | Path | None = Non
         made = synth([face], folder / "pairs", groups=groups, seconds=seconds, size=base_model.image_size, seed=seed,
                      progress=progress)
         if not (made.done or made.existing):
-            reasons = "; ".join(sorted({r.reason for r in made.skipped})) or "no clip could be made"
+            reasons = "; ".join(sorted({r.reason for r in made.skipped + made.left_out})) or "no clip could be made"
             raise InputError(face, reasons)
         config = TrainConfig(data=[str(folder / "pairs")], out=str(folder / "run"), model=base, steps=steps,
                              batch_size=BATCH_SIZE, lr=LR, mouth_weight=MOUTH_WEIGHT, augment=True,

@@ -237,9 +237,16 @@ def test_synth_groups_share_head_motion(tmp_path):
         assert json.loads((c / "phones.json").read_text())
     index = json.loads((out / "index.json").read_text())
     assert index["groups"][0]["speeches"] == ["s00", "s01"] and index["groups"][0]["complete"]
-    # Re-running resumes; the sampler pairs the two clips both ways.
-    assert len(synth([FACE], out, speech=[SPEECH], groups=1, speeches_per_group=2, seconds=1.2, size=SIZE,
-                     workers=1, progress=False).existing) == 1
+    assert [p.name for p in (out / "cache" / "phones").iterdir()] != []
+    # Re-running resumes; an unreadable recording given beside is left out, not counted as a group,
+    # and listed in the index as not worth retrying. The sampler pairs the two clips both ways.
+    (tmp_path / "broken.wav").write_bytes(b"not a wave file")
+    again = synth([FACE], out, speech=[SPEECH, tmp_path / "broken.wav"], groups=1, speeches_per_group=2,
+                  seconds=1.2, size=SIZE, workers=1, progress=False)
+    assert len(again.existing) == 1 and not again.skipped and [Path(r.face).name for r in again.left_out] == ["broken.wav"]
+    assert "0 skipped" in str(again) and f"\n  left out {tmp_path / 'broken.wav'}: " in str(again)
+    index = json.loads((out / "index.json").read_text())
+    assert [(Path(s["source"]).name, s["retry"]) for s in index["skipped"]] == [("broken.wav", False)]
     dataset = PairDataset([out], size=SIZE)
     assert len(dataset) == dataset.n_group_pairs == 2 * 30
     item = dataset[33]

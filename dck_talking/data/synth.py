@@ -140,6 +140,7 @@ class SynthSummary:
     done: list[GroupResult] = field(default_factory=list)
     existing: list[GroupResult] = field(default_factory=list)
     skipped: list[GroupResult] = field(default_factory=list)
+    left_out: list[GroupResult] = field(default_factory=list)  # face sources and recordings, not groups
     seconds: float = 0.0
 
     @property
@@ -156,6 +157,7 @@ class SynthSummary:
         head = (f"{self.out}: {len(self.done)} groups made ({self.clips} clips, {self.frames} frames), "
                 f"{len(self.existing)} already done, {len(self.skipped)} skipped in {self.seconds:.1f} s{rate}")
         lines = [head]
+        lines += [f"  left out {r.face}: {r.reason}" for r in self.left_out]
         lines += [f"  incomplete {r.group_id} ({r.face}): {r.reason}" for r in self.done if r.reason]
         lines += [f"  skipped {r.group_id} ({r.face}): {r.reason}" for r in self.skipped]
         return "\n".join(lines)
@@ -215,8 +217,9 @@ def photo_frames(image: np.ndarray, n: int, fps: float, seed: int, amount: float
 
 def _phones_cache(out: Path, path: str, transcript: str | None) -> Path:
     st = os.stat(path)
-    key = hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime}|{transcript}".encode()).hexdigest()[:16]
-    return out / "cache" / "phones" / f"{key}.json"
+    # "retimed": entries hold the phones after `retime`, so older entries (before it) are not reused.
+    key = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime}|{transcript}|retimed"
+    return out / "cache" / "phones" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
 
 
 def speech_problem(wav: np.ndarray) -> str | None:
@@ -237,25 +240,25 @@ def speech_problem(wav: np.ndarray) -> str | None:
 def recording_phones(path: str, out: Path | None = None) -> tuple[np.ndarray, list[phones_lib.Phone], str, str | None]:
     """(16 kHz audio, phones, method, transcript) of a recording; the decoder's phones are cached
     under OUT/cache. Phones recognised without a transcript are retimed to the sound
-    (`dck_talking.data.retime`; method "pocketsphinx-phones-retimed")."""
+    (`dck_talking.data.retime`; method "pocketsphinx-phones-retimed"). A recording that is not
+    speech (`speech_problem`) raises `InputError`; a cached one was checked when it was cached."""
     wav = audio_lib.load_audio(path)
-    problem = speech_problem(wav)
-    if problem:
-        raise InputError(path, problem)
     transcript = phones_lib.find_transcript(path)
     cache = _phones_cache(out, path, transcript) if out is not None else None
     if cache is not None and cache.is_file():
         data = json.loads(cache.read_text())
-        phones, method = [phones_lib.Phone(*p) for p in data["phones"]], data["method"]
-    else:
-        phones, method = phones_lib.align(wav, transcript)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-            tmp.write_text(json.dumps({"phones": phones_lib.phones_to_json(phones), "method": method}))
-            os.replace(tmp, cache)
+        return wav, [phones_lib.Phone(*p) for p in data["phones"]], data["method"], transcript
+    problem = speech_problem(wav)
+    if problem:
+        raise InputError(path, problem)
+    phones, method = phones_lib.align(wav, transcript)
     if method == "pocketsphinx-phones":
         phones, method = retime(phones, wav), "pocketsphinx-phones-retimed"
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"phones": phones_lib.phones_to_json(phones), "method": method}))
+        os.replace(tmp, cache)
     return wav, phones, method, transcript
 
 
@@ -570,7 +573,7 @@ def synth(faces, out: str | Path, speech=None, text=None, groups: int = 8, speec
     out.mkdir(parents=True, exist_ok=True)
     store.remove_partials(out / "groups", max_depth=2)
     tasks, bad = plan(faces, speech, text, groups, speeches_per_group, seconds, size, out, seed, voices, motion)
-    summary = SynthSummary(out, skipped=list(bad))
+    summary = SynthSummary(out, left_out=bad)
 
     def collect(task: GroupTask, result: GroupResult | None) -> None:
         if result is None:
@@ -579,7 +582,8 @@ def synth(faces, out: str | Path, speech=None, text=None, groups: int = 8, speec
 
     run_tasks(synth_group, tasks, workers or default_workers(), progress, "synth", "group", collect)
     (out / "synth_plan.json").write_text(json.dumps([asdict(t) for t in tasks], indent=1))
-    skipped = [{"source": f"{r.face}#{r.group_id}", "reason": r.reason, "retry": True} for r in summary.skipped]
+    skipped = [{"source": f"{r.face}#{r.group_id}", "reason": r.reason, "retry": r.retry} for r in summary.skipped]
+    skipped += [{"source": r.face, "reason": r.reason, "retry": False} for r in summary.left_out]
     store.write_index(out, skipped, expected_groups={t.group_id: [s.speech_id for s in t.speeches] for t in tasks})
     summary.seconds = time.perf_counter() - start
     return summary
