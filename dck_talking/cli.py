@@ -107,9 +107,13 @@ def _sync(args: argparse.Namespace) -> None:
     from .pipeline import TalkingFacePipeline
 
     model, what = load_model(args.checkpoint)
-    scores = delay_sweep(TalkingFacePipeline(model, device=args.device), args.face, args.audio, args.max_delay)
-    print(f"{args.face} speaking {args.audio}, model: {what}\n")
-    print(format_sweep(scores))
+    pipe = TalkingFacePipeline(model, device=args.device)
+    names = [Path(audio).name for audio in args.audio]
+    if len(set(names)) < len(names):
+        names = list(args.audio)
+    sweeps = {name: delay_sweep(pipe, args.face, audio, args.max_delay) for name, audio in zip(names, args.audio)}
+    print(f"{args.face} speaking {', '.join(args.audio)}, model: {what}; sync score at each delay:\n")
+    print(format_sweep(sweeps))
 
 
 def _data_sync(args: argparse.Namespace) -> None:
@@ -146,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="lip-sync score of rendered videos as the speech is delayed -N..+N frames")
     sync.add_argument("--face", required=True, help="face video or photo")
-    sync.add_argument("--audio", required=True, help="speech recording")
+    sync.add_argument("--audio", required=True, nargs="+", action="extend",
+                      help="speech recordings (one column each, and their mean)")
     sync.add_argument("--checkpoint", help="checkpoint folder or Hub repo id (default: $DCK_CHECKPOINT, else bundled)")
     sync.add_argument("--max-delay", type=int, default=5, help="largest delay tried, in video frames")
     sync.add_argument("--device", help="cuda, mps or cpu (default: the best available)")

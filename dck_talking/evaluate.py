@@ -124,10 +124,18 @@ def _delayed(wav: np.ndarray, samples: int) -> np.ndarray:
     return out
 
 
-def format_sweep(scores: dict[int, float]) -> str:
-    best = max(scores, key=lambda d: -np.inf if np.isnan(scores[d]) else scores[d])
-    lines = ["| audio delay (frames) | sync score |", "| ---: | ---: |"]
-    lines += [f"| {d:+d} | {score:.3f}{' (peak)' if d == best else ''} |" for d, score in scores.items()]
+def format_sweep(sweeps: dict[str, dict[int, float]]) -> str:
+    """A table of `delay_sweep` results, one column per recording (all swept over the same delays),
+    plus their mean when there are several: one recording's peak can be the luck of that speech."""
+    columns = dict(sweeps)
+    if len(sweeps) > 1:
+        columns["mean"] = {d: float(np.nanmean([s[d] for s in sweeps.values()])) for d in next(iter(sweeps.values()))}
+    peaks = {name: max(scores, key=lambda d: -np.inf if np.isnan(scores[d]) else scores[d])
+             for name, scores in columns.items()}
+    lines = ["| audio delay (frames) | " + " | ".join(columns) + " |", "| ---: |" + " ---: |" * len(columns)]
+    for d in next(iter(columns.values())):
+        cells = [f"{scores[d]:.3f}{' (peak)' if peaks[name] == d else ''}" for name, scores in columns.items()]
+        lines.append(f"| {d:+d} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

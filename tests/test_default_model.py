@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 from dck_talking import DCKTalker
 from dck_talking.cli import main
-from dck_talking.evaluate import _delayed
+from dck_talking.evaluate import _delayed, format_sweep
 from dck_talking.examples import FACE, SPEECH
 from dck_talking.model import DEFAULT_CHECKPOINT
 from dck_talking.pipeline import TalkingFacePipeline
@@ -53,12 +53,28 @@ def test_delayed_shifts_later_and_earlier_with_silence():
     assert _delayed(wav, 0).tolist() == wav.tolist()
 
 
-def test_sync_prints_a_score_for_every_delay(capsys, monkeypatch):
+def test_sync_prints_a_score_for_every_delay_and_recording(capsys, monkeypatch, tmp_path):
     # The bundled model keeps a real face in every frame (a random model may garble it so that
     # MediaPipe finds no lips and every score is NaN).
     monkeypatch.delenv("DCK_CHECKPOINT", raising=False)
-    assert main(["sync", "--face", str(FACE), "--audio", str(SPEECH), "--max-delay", "1", "--device", "cpu"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| -1 |")
-            or line.startswith("| +0 |") or line.startswith("| +1 |")]
-    assert len(rows) == 3 and sum("(peak)" in row for row in rows) == 1
-    assert all(-1 <= float(row.split("|")[2].split()[0]) <= 1 for row in rows)
+    other = tmp_path / "other.wav"
+    other.write_bytes(SPEECH.read_bytes())
+    assert main(["sync", "--face", str(FACE), "--audio", str(SPEECH), str(other), "--max-delay", "1",
+                 "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"| audio delay (frames) | {SPEECH.name} | other.wav | mean |" in lines
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines
+            if line.startswith(("| -1 |", "| +0 |", "| +1 |"))]
+    assert [row[0] for row in rows] == ["-1", "+0", "+1"]
+    for column in (1, 2, 3):  # one peak per column, scores in [-1, 1]
+        assert sum("(peak)" in row[column] for row in rows) == 1
+        assert all(-1 <= float(row[column].split()[0]) <= 1 for row in rows)
+    # The same sound gives the same scores; the mean of two equal columns is that column.
+    assert all(row[1] == row[2] == row[3] for row in rows)
+
+
+def test_format_sweep_marks_each_recordings_peak_and_that_of_the_mean():
+    table = format_sweep({"a.wav": {-1: 0.5, 0: 0.1, 1: 0.0}, "b.wav": {-1: -0.1, 0: 0.3, 1: float("nan")}})
+    assert table.splitlines()[2:] == ["| -1 | 0.500 (peak) | -0.100 | 0.200 (peak) |",
+                                      "| +0 | 0.100 | 0.300 (peak) | 0.200 |",
+                                      "| +1 | 0.000 | nan | 0.000 |"]
