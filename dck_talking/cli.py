@@ -30,7 +30,7 @@ def _generate(args: argparse.Namespace) -> None:
 
     pipe = TalkingFacePipeline(load_model(args.checkpoint)[0], device=args.device, batch_size=args.batch_size)
     summary = pipe.generate(args.face, args.audio, args.out, length=args.length, face_index=args.face_index,
-                            fps=args.fps, progress=True)
+                            fps=args.fps, photo_size=args.photo_size or None, progress=True)
     print(summary)
 
 
@@ -143,6 +143,7 @@ def _demo(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DTYPES, RESOLUTIONS
     from .model import PRESETS
+    from .pipeline import PHOTO_SIZE
     from .timeline import POLICIES
 
     parser = argparse.ArgumentParser(prog="dck-talking", description=__doc__)
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--face-index", type=int, default=0, help="which face when there are several, 0 = largest")
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
+    generate.add_argument("--photo-size", type=int, default=PHOTO_SIZE,
+                          help="a photo larger than this many pixels on its long side is scaled down to it (0: keep)")
     generate.set_defaults(func=_generate)
 
     app = commands.add_parser("app", help="serve the Gradio web demo (the Hugging Face Space) on this machine")

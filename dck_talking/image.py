@@ -30,16 +30,22 @@ def is_image(path: str | Path) -> bool:
         return False
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     """Load a photo as an upright RGB uint8 array (H, W, 3).
 
     EXIF orientation is applied, transparency is composited on white, and grayscale (8 or 16 bit),
-    palette and CMYK images are converted to RGB.
+    palette and CMYK images are converted to RGB. With `max_side`, a photo larger than that on its
+    long side is scaled down to it (Lanczos), keeping its aspect ratio.
     """
     _require_file(path)
     try:
         with Image.open(path, formats=_PHOTO_FORMATS) as image:
-            return _to_rgb(ImageOps.exif_transpose(image))
+            rgb = Image.fromarray(_to_rgb(ImageOps.exif_transpose(image)))
+            if max_side and max(rgb.size) > max_side:
+                scale = max_side / max(rgb.size)
+                rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+                                 Image.Resampling.LANCZOS)
+            return np.asarray(rgb)
     except UnidentifiedImageError:  # its message repeats the path
         raise InputError(path, "not a readable image (unknown format)") from None
     except _PILLOW_ERRORS as err:

@@ -31,6 +31,9 @@ from .timeline import POLICIES, output_frame_count, source_indices
 from .video import VideoWriter, count_frames, iter_frames, iter_frames_at, probe
 
 PHOTO_FPS = 25
+# Long side of the video made from a photo: a 12 MP phone photo at full size makes an H.264 level-6
+# video that phones and many browsers cannot play, and renders at a quarter of the speed.
+PHOTO_SIZE = 1920
 SILENCE_PEAK = 1e-4  # a peak below this (about -80 dBFS) counts as silent audio
 
 Progress = Callable[[int, int], None]
@@ -132,11 +135,13 @@ class TalkingFacePipeline:
         return self.generate(face, audio, output, **options).output
 
     def generate(self, face: str | Path, audio: str | Path, output: str | Path, *, length: str = "pingpong",
-                 face_index: int = 0, fps: float = PHOTO_FPS, progress: bool | Progress = False,
-                 show_mask: bool = False) -> Summary:
+                 face_index: int = 0, fps: float = PHOTO_FPS, photo_size: int | None = PHOTO_SIZE,
+                 progress: bool | Progress = False, show_mask: bool = False) -> Summary:
         """Like `__call__`, returning a `Summary`. `length` extends a video shorter than the audio
-        (`pingpong`, `loop` or `freeze`); `fps` is the frame rate of a photo's video; `show_mask`
-        puts the attention mask, as pasted, to the right of each frame (the video is twice as wide)."""
+        (`pingpong`, `loop` or `freeze`); `fps` is the frame rate of a photo's video and `photo_size`
+        the most pixels on its long side (a larger photo is scaled down; None keeps its size);
+        `show_mask` puts the attention mask, as pasted, to the right of each frame (the video is
+        twice as wide)."""
         if length not in POLICIES:
             raise ValueError(f"unknown length policy {length!r}; choose from {', '.join(POLICIES)}")
         face, audio, output = Path(face), Path(audio), Path(output)
@@ -145,7 +150,7 @@ class TalkingFacePipeline:
         wav = load_speech(audio)
         photo = is_image(face)
         if photo:
-            still = read_image(face)
+            still = read_image(face, max_side=photo_size)
             rate = Fraction(fps).limit_denominator(1001)
             height, width = still.shape[:2]
         else:

@@ -19,6 +19,7 @@ from dck_talking.cli import main
 from dck_talking.errors import InputError
 from dck_talking.examples import FACE, SPEECH
 from dck_talking.face import FaceTracker
+from dck_talking.image import read_image
 from dck_talking.pipeline import TalkingFacePipeline
 from dck_talking.video import SYNTHETIC_COMMENT, VideoWriter, iter_frames, probe
 
@@ -97,6 +98,14 @@ def test_photo_becomes_a_still_video(pipe, tmp_path):
     info = probe(out)
     assert (info.width, info.height, info.fps) == (512, 600, 30)
     assert abs(info.duration - len(load_audio(SPEECH)) / 16000) <= 1 / 30 + 1e-6
+
+
+def test_a_photo_larger_than_photo_size_is_scaled_down(pipe, tmp_path):
+    short = write_wav(tmp_path / "short.wav", load_audio(SPEECH)[:8000])
+    assert (probe(pipe(FACE, short, tmp_path / "small.mp4", photo_size=300)).width,
+            probe(tmp_path / "small.mp4").height) == (256, 300)
+    assert read_image(FACE, max_side=300).shape == (300, 256, 3)
+    assert read_image(FACE, max_side=600).shape == read_image(FACE).shape == (600, 512, 3)
 
 
 def test_audio_from_a_video_sound_track(pipe, clip, tmp_path):
