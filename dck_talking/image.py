@@ -40,16 +40,17 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     _require_file(path)
     try:
         with Image.open(path, formats=_PHOTO_FORMATS) as image:
-            rgb = Image.fromarray(_to_rgb(ImageOps.exif_transpose(image)))
-            if max_side and max(rgb.size) > max_side:
-                scale = max_side / max(rgb.size)
-                rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
-                                 Image.Resampling.LANCZOS)
-            return np.asarray(rgb)
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError:  # its message repeats the path
         raise InputError(path, "not a readable image (unknown format)") from None
     except _PILLOW_ERRORS as err:
         raise InputError(path, f"not a readable image ({err})") from None
+    height, width = rgb.shape[:2]
+    if not max_side or max(height, width) <= max_side:
+        return rgb
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.array(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

@@ -104,7 +104,7 @@ def test_a_photo_larger_than_photo_size_is_scaled_down(pipe, tmp_path):
     short = write_wav(tmp_path / "short.wav", load_audio(SPEECH)[:8000])
     assert (probe(pipe(FACE, short, tmp_path / "small.mp4", photo_size=300)).width,
             probe(tmp_path / "small.mp4").height) == (256, 300)
-    assert read_image(FACE, max_side=300).shape == (300, 256, 3)
+    assert read_image(FACE, max_side=300).shape == (300, 256, 3) and read_image(FACE, max_side=300).flags.writeable
     assert read_image(FACE, max_side=600).shape == read_image(FACE).shape == (600, 512, 3)
 
 
