@@ -258,25 +258,6 @@ def test_synth_groups_share_head_motion(tmp_path):
 
 
 @needs_espeak
-def test_espeak_phones_keep_time_with_their_sound_as_aligned_phones_do(monkeypatch):
-    """The mouth openness of espeak-ng's phones best matches the voice's loudness within one mel
-    step of where forced-aligned phones of human readings do (-1; see `retime.LAG_STEPS`); as
-    espeak-ng reports them, two steps later (-2)."""
-    from dck_talking.audio import MEL_STEPS_PER_SECOND, melspectrogram
-    from dck_talking.data.synth import SENTENCES
-    from dck_talking.metrics import sync_score, voice_loudness
-
-    def lag(late: float) -> int:
-        monkeypatch.setattr(phones_lib, "ESPEAK_LATE", late)
-        wav, phones = phones_lib.speak(" ".join(SENTENCES[:4]), "en-us", 175)
-        mel = melspectrogram(wav)
-        openness = visemes.track(phones, mel.shape[1], MEL_STEPS_PER_SECOND).openness.astype(np.float64)
-        return sync_score(openness, voice_loudness(mel), 16).offset
-
-    assert lag(phones_lib.ESPEAK_LATE) in (-1, 0) and lag(0.0) <= -2
-
-
-@needs_espeak
 def test_espeak_phones_and_text_groups(tmp_path):
     wav, phones = phones_lib.speak("Bob made a map.")
     assert wav.dtype == np.float32 and 0.5 < len(wav) / 16000 < 3

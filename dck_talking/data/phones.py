@@ -28,11 +28,6 @@ from ..errors import DCKError
 
 SAMPLE_RATE = 16000
 SILENCE = ""
-# espeak-ng reports each phoneme about 25 ms after its sound begins: the mouth openness of its phones
-# best matches the voice's loudness two mel steps (25 ms) later than that of phones forced-aligned to
-# human readings (40 sentences, 14 voices: median 2.5 steps, most often 3, against 1 for LibriVox), so
-# mouths drawn from them trailed the sound by up to a frame. `speak` moves its phones this much earlier.
-ESPEAK_LATE = 0.025
 
 
 @dataclass(frozen=True)
@@ -145,8 +140,8 @@ def speak(text: str, voice: str = "en-us", rate: int | None = None) -> tuple[np.
     duration = len(pcm) / engine.rate
     phones: list[Phone] = []
     for k, (sample, name) in enumerate(events):
-        start = max(0.0, sample / engine.rate - ESPEAK_LATE)
-        end = max(0.0, events[k + 1][0] / engine.rate - ESPEAK_LATE) if k + 1 < len(events) else duration
+        start = sample / engine.rate
+        end = events[k + 1][0] / engine.rate if k + 1 < len(events) else duration
         if end <= start:
             continue
         name = name.strip()
