@@ -140,6 +140,17 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"demo: {Path(args.out).resolve()} (Grace Hopper's photo, 3 s of a LibriVox reading; model: {what})")
 
 
+def _pixels_or_zero(text: str) -> int:
+    """argparse type: a size in pixels, or 0 for "keep"."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of pixels, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DTYPES, RESOLUTIONS
     from .model import PRESETS
@@ -195,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--face-index", type=int, default=0, help="which face when there are several, 0 = largest")
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
-    generate.add_argument("--photo-size", type=int, default=PHOTO_SIZE,
+    generate.add_argument("--photo-size", type=_pixels_or_zero, default=PHOTO_SIZE,
                           help="a photo larger than this many pixels on its long side is scaled down to it (0: keep)")
     generate.set_defaults(func=_generate)
 

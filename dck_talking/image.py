@@ -37,6 +37,8 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     palette and CMYK images are converted to RGB. With `max_side`, a photo larger than that on its
     long side is scaled down to it (Lanczos), keeping its aspect ratio.
     """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1 pixel, got {max_side}")
     _require_file(path)
     try:
         with Image.open(path, formats=_PHOTO_FORMATS) as image:
@@ -46,7 +48,7 @@ def read_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     except _PILLOW_ERRORS as err:
         raise InputError(path, f"not a readable image ({err})") from None
     height, width = rgb.shape[:2]
-    if not max_side or max(height, width) <= max_side:
+    if max_side is None or max(height, width) <= max_side:
         return rgb
     scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))

@@ -106,6 +106,15 @@ def test_a_photo_larger_than_photo_size_is_scaled_down(pipe, tmp_path):
             probe(tmp_path / "small.mp4").height) == (256, 300)
     assert read_image(FACE, max_side=300).shape == (300, 256, 3) and read_image(FACE, max_side=300).flags.writeable
     assert read_image(FACE, max_side=600).shape == read_image(FACE).shape == (600, 512, 3)
+    with pytest.raises(ValueError, match="max_side must be at least 1 pixel, got 0"):
+        read_image(FACE, max_side=0)
+
+
+def test_negative_photo_size_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--face", str(FACE), "--audio", str(SPEECH), "--out", "x.mp4", "--photo-size", "-5"])
+    assert exit_info.value.code == 2
+    assert "argument --photo-size: must be 0 or a positive number of pixels, got -5" in capsys.readouterr().err
 
 
 def test_audio_from_a_video_sound_track(pipe, clip, tmp_path):
