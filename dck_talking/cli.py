@@ -104,8 +104,10 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _sync(args: argparse.Namespace) -> None:
     from .evaluate import delay_sweep, format_sweep
     from .model import load_model
-    from .pipeline import TalkingFacePipeline
+    from .pipeline import TalkingFacePipeline, load_speech
 
+    for audio in args.audio:  # a bad recording stops the command before minutes of rendering, not after
+        load_speech(audio)
     model, what = load_model(args.checkpoint)
     pipe = TalkingFacePipeline(model, device=args.device)
     names = [Path(audio).name for audio in args.audio]

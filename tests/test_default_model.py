@@ -78,3 +78,13 @@ def test_format_sweep_marks_each_recordings_peak_and_that_of_the_mean():
     assert table.splitlines()[2:] == ["| -1 | 0.500 (peak) | -0.100 | 0.200 (peak) |",
                                       "| +0 | 0.100 | 0.300 (peak) | 0.200 |",
                                       "| +1 | 0.000 | nan | 0.000 |"]
+
+
+def test_sync_refuses_a_bad_recording_before_rendering(capsys, monkeypatch, tmp_path):
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered before checking every recording")
+
+    monkeypatch.setattr("dck_talking.evaluate.delay_sweep", no_render)
+    missing = tmp_path / "missing.wav"
+    assert main(["sync", "--face", str(FACE), "--audio", str(SPEECH), str(missing), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip() == f"dck-talking: error: {missing}: file not found"
