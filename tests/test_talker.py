@@ -178,3 +178,61 @@ def test_wav2lip_import_errors(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pth: not a loadable PyTorch checkpoint"):
         model.load_wav2lip_audio_encoder(tmp_path / "junk.pth")
+
+
+def test_warp_moves_pixels_along_the_flow():
+    from dck_talking.model.unet import warp
+
+    pattern = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(warp(pattern, torch.zeros(2, 2, 24, 32)), pattern)
+    flow = torch.zeros(2, 2, 24, 32)
+    flow[:, 0], flow[:, 1] = 3.0, -2.0  # every pixel shows the one 3 to the right and 2 above
+    moved = warp(pattern, flow)
+    torch.testing.assert_close(moved[:, :, 2:, :-3], pattern[:, :, :-2, 3:])
+    torch.testing.assert_close(moved[:, :, :2, :-3], pattern[:, :, :1, 3:].expand(-1, -1, 2, -1))  # border repeats
+    half = flow / 2  # half a pixel between two: their mean
+    half[:, 1] = 0
+    torch.testing.assert_close(warp(pattern, half)[..., :-2], (pattern[..., 1:-1] + pattern[..., 2:]) / 2)
+
+
+@pytest.mark.parametrize("blending", [True, False])
+@pytest.mark.parametrize("dck", [True, False])
+def test_warp_motion(dck, blending):
+    model = DCKTalker(**TINY, motion="warp", use_dck=dck, use_blending=blending).eval()
+    frames, mels = inputs(batch=3)
+    with torch.no_grad():
+        result = model(frames, mels)
+        assert result.flow.shape == (3, 2, 64, 64) and result.gate.shape == (3, 1, 64, 64)
+        assert (result.flow == 0).all()  # a fresh model warps nothing...
+        assert result.gate.max() < 0.05  # ...and paints little
+        model.unet.up[-1][0].bias[24:] = -100.0  # nothing painted: the input comes back
+        torch.testing.assert_close(model(frames, mels).output, frames)
+        alone = model(frames[1:2], mels[1:2])
+        together = model(frames, mels)
+    for name in ("output", "alpha", "motion", "flow", "gate"):  # each sample is computed on its own
+        torch.testing.assert_close(getattr(alone, name), getattr(together, name)[1:2])
+    image = DCKTalker(**TINY).eval()
+    assert image(frames, mels).flow is None and image(frames, mels).gate is None
+
+
+def test_gradients_reach_the_flow():
+    model = DCKTalker(**TINY, motion="warp")
+    frames, mels = inputs()
+    target = torch.roll(frames, 2, dims=-1)
+    model(frames, mels).output.sub(target).abs().mean().backward()
+    head = model.unet.up[-1][0]
+    assert head.weight.grad[16:24].abs().sum() > 0 and head.bias.grad[16:24].abs().sum() > 0
+    assert head.weight.grad[24:].abs().sum() > 0
+
+
+def test_motion_is_saved_and_old_checkpoints_load_as_image(tmp_path):
+    DCKTalker(**TINY, motion="warp").save_pretrained(tmp_path / "warp")
+    assert json.loads((tmp_path / "warp" / "config.json").read_text())["motion"] == "warp"
+    assert DCKTalker.from_pretrained(tmp_path / "warp").unet.motion == "warp"
+    DCKTalker(**TINY).save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["motion"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    assert DCKTalker.from_pretrained(tmp_path / "old").unet.motion == "image"
+    with pytest.raises(ValueError, match="motion must be one of image, warp"):
+        DCKTalker(**TINY, motion="flow")

@@ -48,8 +48,10 @@ class DCKTalker(
     """Audio-driven talking face with dynamic convolution kernels.
 
     `model(frames, mels)`: frames (B, 3, S, S) RGB in [0, 1], mels (B, 1, 80, 16) normalised mel
-    windows -> `TalkerOutput(output, alpha, motion)`. All arguments are JSON values, so
-    `config.json` describes the model completely.
+    windows -> `TalkerOutput(output, alpha, motion, flow, gate)`. `motion` is how the motion image is
+    made: `"image"` (painted, the paper) or `"warp"` (the input's own pixels moved along a predicted
+    flow, painted only under a gate); checkpoints saved before it existed load as `"image"`. All
+    arguments are JSON values, so `config.json` describes the model completely.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class DCKTalker(
         kernel_hidden: int = 256,
         use_dck: bool = True,
         use_blending: bool = True,
+        motion: str = "image",
     ) -> None:
         super().__init__()
         down_channels = list(down_channels or PRESETS["paper"]["down_channels"])
@@ -74,8 +77,9 @@ class DCKTalker(
         self.image_size = image_size
         self.audio_encoder = AudioEncoder()
         self.unet = DCKUNet(down_channels, dck_channels, dck_layers, dck_kernel_size, FEATURE_DIM,
-                            kernel_hidden, use_dck, use_blending)
+                            kernel_hidden, use_dck, use_blending, motion, image_size)
         self.apply(_he_init)
+        self.unet.init_head()
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "DCKTalker":

@@ -2,6 +2,11 @@
 
 The network sees the face crop, takes its middle-layer kernels from the audio, and predicts an
 attention mask `alpha` and a motion image `motion`; the result is `frame * (1 - alpha) + motion * alpha`.
+
+How the motion image is made (`motion`): `"image"` (the paper) paints it; `"warp"` (DESIGN §6) resamples
+the input crop along a predicted flow field and paints only what the input cannot show (mouth
+interior, teeth), under a gate: `motion = warp(frame, flow) * (1 - gate) + painted * gate`. A face the
+network has never seen then keeps its own skin and lips.
 """
 
 from __future__ import annotations
@@ -9,19 +14,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .dynamic_conv import DynamicConv2d, KernelGenerator
 
 
+MOTIONS = ("image", "warp")
+GATE_BIAS = -4.0  # a fresh "warp" model paints almost nothing (gate ~ 0.02)
+
+
 @dataclass
 class TalkerOutput:
-    """What the talker returns, all (B, C, S, S) in [0, 1]: the blended `output` (3 channels),
-    the attention mask `alpha` (1 channel) and the motion image `motion` (3 channels)."""
+    """What the talker returns, all (B, C, S, S): the blended `output` (3 channels), the attention
+    mask `alpha` (1 channel) and the motion image `motion` (3 channels), in [0, 1]. With
+    `motion="warp"` also the `flow` (2 channels, x and y in crop pixels: motion pixel p shows input
+    pixel p + flow) and the `gate` (1 channel in [0, 1], the painted share of the motion image);
+    None otherwise."""
 
     output: torch.Tensor
     alpha: torch.Tensor
     motion: torch.Tensor
+    flow: torch.Tensor | None = None
+    gate: torch.Tensor | None = None
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
@@ -67,18 +82,36 @@ class ConcatMiddle(nn.Module):
         return self.convs(torch.cat([x, tiled], dim=1))
 
 
+def warp(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """`frames` (B, C, H, W) resampled along `flow` (B, 2, H, W) in pixels: out[p] = frames[p + flow[p]]
+    (bilinear; outside the frame the border pixels repeat)."""
+    _, _, height, width = frames.shape
+    ys = torch.arange(height, device=flow.device, dtype=flow.dtype)
+    xs = torch.arange(width, device=flow.device, dtype=flow.dtype)
+    # Pixel centre x sits at (2x + 1) / W - 1 in grid_sample's coordinates (align_corners=False).
+    grid_x = (2 * (xs[None, None, :] + flow[:, 0]) + 1) / width - 1
+    grid_y = (2 * (ys[None, :, None] + flow[:, 1]) + 1) / height - 1
+    grid = torch.stack([grid_x, grid_y], dim=-1)
+    return F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
 class DCKUNet(nn.Module):
     """Face crop (B, 3, S, S) in [0, 1] + audio features (B, D) -> `TalkerOutput`.
 
     Widths: `down_channels` for the first four down layers, `dck_channels` for the fifth and the
     middle. The first four up layers mirror the down path with skip connections; the fifth is a
     sub-pixel convolution (conv at S/2 + pixel shuffle) that predicts the mask and the motion image
-    at full resolution, which halves the CPU time of a full-resolution up layer.
+    at full resolution, which halves the CPU time of a full-resolution up layer. With `motion="warp"`
+    the same head also predicts the flow and the gate (see the module doc); its flow weights start
+    at zero, so a fresh model warps nothing.
     """
 
     def __init__(self, down_channels: list[int], dck_channels: int, dck_layers: int, dck_kernel_size: int,
-                 feature_dim: int, kernel_hidden: int, use_dck: bool, use_blending: bool) -> None:
+                 feature_dim: int, kernel_hidden: int, use_dck: bool, use_blending: bool,
+                 motion: str = "image", image_size: int = 256) -> None:
         super().__init__()
+        if motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}, got {motion!r}")
         widths = [*down_channels, dck_channels]
         self.down = nn.ModuleList(conv_bn_relu(cin, cout, 3, 2) for cin, cout in zip([3, *widths[:-1]], widths))
         if use_dck:
@@ -88,8 +121,22 @@ class DCKUNet(nn.Module):
         # Up layer j doubles the resolution; its output is concatenated with the skip of that size.
         up_ins = [dck_channels, *(2 * c for c in reversed(down_channels[1:]))]
         self.up = nn.ModuleList(up_bn_relu(cin, cout) for cin, cout in zip(up_ins, reversed(down_channels)))
-        self.up.append(nn.Sequential(nn.Conv2d(2 * down_channels[0], 4 * 4, 3, 1, 1), nn.PixelShuffle(2)))
+        # Head channels: alpha, motion RGB, then for "warp" flow x, flow y and the gate.
+        head = 4 if motion == "image" else 7
+        self.up.append(nn.Sequential(nn.Conv2d(2 * down_channels[0], head * 4, 3, 1, 1), nn.PixelShuffle(2)))
         self.use_blending = use_blending
+        self.motion = motion
+        self.flow_scale = image_size / 32  # crop pixels per unit of the head's flow output
+
+    def init_head(self) -> None:
+        """Start the "warp" head as the identity: zero flow, and a gate shut by `GATE_BIAS`."""
+        if self.motion != "warp":
+            return
+        conv = self.up[-1][0]
+        with torch.no_grad():  # pixel shuffle: output channel c comes from conv channels 4c .. 4c + 3
+            conv.weight[16:].zero_()
+            conv.bias[16:24].zero_()
+            conv.bias[24:].fill_(GATE_BIAS)
 
     def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> TalkerOutput:
         x = frames * 2 - 1
@@ -101,9 +148,16 @@ class DCKUNet(nn.Module):
         skips.pop()  # the bottleneck itself feeds the middle
         for layer in self.up[:-1]:
             x = torch.cat([layer(x), skips.pop()], dim=1)
-        out = torch.sigmoid(self.up[-1](x))
+        head = self.up[-1](x)
+        out = torch.sigmoid(head[:, :4])
+        flow = gate = None
         motion = out[:, 1:]
+        if self.motion == "warp":
+            flow = head[:, 4:6] * self.flow_scale
+            gate = torch.sigmoid(head[:, 6:7])
+            motion = warp(frames, flow) * (1 - gate) + motion * gate
         if not self.use_blending:
-            return TalkerOutput(output=motion, alpha=torch.ones_like(out[:, :1]), motion=motion)
+            return TalkerOutput(output=motion, alpha=torch.ones_like(out[:, :1]), motion=motion, flow=flow, gate=gate)
         alpha = out[:, :1]
-        return TalkerOutput(output=frames * (1 - alpha) + motion * alpha, alpha=alpha, motion=motion)
+        return TalkerOutput(output=frames * (1 - alpha) + motion * alpha, alpha=alpha, motion=motion, flow=flow,
+                            gate=gate)
