@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import librosa
 import numpy as np
 import torch
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import av
 
 SAMPLE_RATE = 16000
 N_FFT = 800
@@ -43,6 +46,8 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     Works for audio files (wav, flac, mp3, ogg, m4a, ...) and the sound track of video
     containers (mp4, mov, mkv, webm). Raises `InputError` naming the file otherwise.
     """
+    import av  # media decoding only here: the rest of the front end (training) runs without PyAV
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
@@ -89,6 +94,8 @@ class _Samples:
 
 def _expected_samples(container: av.container.InputContainer, stream: av.AudioStream, sr: int) -> int:
     """Samples the decoded stream should have at `sr` Hz, plus a second of slack; 0 when unknown."""
+    import av
+
     if stream.duration is not None and stream.time_base is not None:
         seconds = float(stream.duration * stream.time_base)
     elif container.duration is not None:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import audio as audio_lib
 from .errors import InputError
-from .face import FaceTracker, crop_footprint, paste_back, warp_to_crop
+from .face import FaceTracker, crop_footprint, paste_back, to_uint8, warp_to_crop
 from .image import is_image, read_image
 from .model import DCKTalker
 from .timeline import POLICIES, output_frame_count, source_indices
@@ -267,11 +267,6 @@ def _crop_box(matrices: np.ndarray, size: int, width: int, height: int) -> tuple
     x0, y0 = max(int(np.floor(fx0)) - margin, 0), max(int(np.floor(fy0)) - margin, 0)
     x1, y1 = min(int(np.ceil(fx1)) + margin + 1, width), min(int(np.ceil(fy1)) + margin + 1, height)
     return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) floats in [0, 1] -> (B, H, W, C) uint8 on the CPU."""
-    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def load_speech(path: str | Path) -> np.ndarray:

@@ -28,12 +28,12 @@ from tqdm.auto import tqdm
 
 from .augment import augment_pairs, degrade_audio
 from .errors import DCKError
+from .face import to_uint8
 from .metrics import MouthLandmarks, lmd, psnr, ssim
 from .model import PRESETS, DCKTalker
 from .model.discriminator import PatchDiscriminator
 from .model.lip_reader import LipReader, load_lip_reader
 from .model.unet import TalkerOutput
-from .pipeline import to_uint8
 
 
 @dataclass

@@ -8,7 +8,8 @@ from .align import CropTransform, Similarity, align_face, canonical_points, inve
 from .landmarks import DEFAULT_MODEL_PATH, LIP_INDICES, Face, LandmarkDetector, select_face
 from .smoothing import OneEuroFilter, TransformSmoother
 from .tracker import FaceTracker
-from .warp import affine_grid_theta, crop_footprint, feather_mask, paste_back, pixel_to_normalized, warp_to_crop
+from .warp import (affine_grid_theta, crop_footprint, feather_mask, paste_back, pixel_to_normalized, to_uint8,
+                   warp_to_crop)
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -29,6 +30,7 @@ __all__ = [
     "paste_back",
     "pixel_to_normalized",
     "select_face",
+    "to_uint8",
     "umeyama",
     "warp_to_crop",
 ]

@@ -192,3 +192,8 @@ def paste_back(
     blended = torch.addcmul(base, alpha, warped[:, :channels] - base).to(frames.dtype)
     out[:, :, y0:y1, x0:x1] = torch.where(alpha > 0, blended, region)
     return out
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) floats in [0, 1] -> (B, H, W, C) uint8 on the CPU."""
+    return images.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
