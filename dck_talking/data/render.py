@@ -9,11 +9,16 @@ backwards through the triangles with one `cv2.remap`. The gap between the inner 
 then filled with a mouth interior whose colours come from the face (lip colour, skin brightness).
 Everything happens relative to the source frame's own mouth, so an open or smiling source mouth is
 closed (or opened further) as needed: a target openness of 0 makes the inner lips meet.
+
+The renderer knows its own warp: `MouthRig.draw` returns the mesh it moved and the painted share of
+each pixel, and `pair_flow` turns two renderings of one source crop into the flow that takes the
+first to the second (per triangle, the second's backward affine followed by the first's forward
+one), a free label for a model that warps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -63,6 +68,19 @@ class _Frame:
     def local(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rel = points - self.center
         return rel @ self.ex, rel @ self.ey
+
+
+@dataclass
+class Rendering:
+    """One `MouthRig.draw`: the image (S, S, 3) uint8, its landmarks (478, 2), the rig's mesh points
+    before (`source`, in the source crop) and after (`target`) the warp, and the painted share of each
+    pixel (S, S) float32."""
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    source: np.ndarray = field(repr=False)
+    target: np.ndarray = field(repr=False)
+    painted: np.ndarray = field(repr=False)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -180,30 +198,46 @@ class MouthRig:
     def render(self, crop: np.ndarray, landmarks: np.ndarray, openness: float, spread: float = 0.0
                ) -> tuple[np.ndarray, np.ndarray]:
         """The crop with its mouth at `openness`/`spread`, and the moved landmarks (478, 2) float32."""
+        drawn = self.draw(crop, landmarks, openness, spread)
+        return drawn.image, drawn.landmarks
+
+    def draw(self, crop: np.ndarray, landmarks: np.ndarray, openness: float, spread: float = 0.0) -> Rendering:
+        """`render`, keeping what a flow label needs: the mesh before and after and the painted share."""
         full = np.asarray(landmarks, np.float64)[:, :2]
         target_full = move_mouth(full, openness, spread)
         source = np.concatenate([_inset_inner_lips(full[:MESH_POINTS], self.size)[self.keep], self.border])
         target = np.concatenate([target_full[self.keep], self.border])
         warped = self._warp(crop, source, target)
-        out = self._paint_interior(warped, target_full)
-        return out, target_full.astype(np.float32)
+        out, painted = self._paint_interior(warped, target_full)
+        return Rendering(out, target_full.astype(np.float32), source, target, painted)
 
-    def _warp(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def _usable(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Triangles the warp draws: moved, and neither flipped nor collapsed in `target`."""
         moved = np.abs(target - source).max(axis=1) > 0.01
         active = moved[self.triangles].any(axis=1)
         areas = self._areas(target)
-        usable = active & ((np.sign(areas) == self.reference_sign) & (np.abs(areas) > 0.02))
+        return active & ((np.sign(areas) == self.reference_sign) & (np.abs(areas) > 0.02))
+
+    def _affines(self, chosen: np.ndarray, frm: np.ndarray, to: np.ndarray) -> np.ndarray:
+        """(T, 3, 2) affines mapping triangle k of mesh `frm` onto triangle k of mesh `to`: [x, y, 1] @ A."""
+        tri_f = frm[self.triangles[chosen]]
+        ones = np.ones((len(chosen), 3, 1))
+        return np.linalg.solve(np.concatenate([tri_f, ones], axis=2), to[self.triangles[chosen]])
+
+    def _rasterize(self, chosen: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+        """(S, S) int32: which of the `chosen` triangles of `mesh` covers each pixel (-1: none)."""
+        index = np.full((self.size, self.size), -1, np.int32)
+        for k, tri in enumerate(mesh[self.triangles[chosen]]):
+            cv2.fillConvexPoly(index, np.round(tri * 16).astype(np.int32), k, lineType=cv2.LINE_8, shift=4)
+        return index
+
+    def _warp(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        usable = self._usable(source, target)
         if not usable.any():
             return crop.copy()
         chosen = np.flatnonzero(usable)
-        # Backward affine per triangle: target pixel -> source pixel.
-        tri_t = target[self.triangles[chosen]]  # (T, 3, 2)
-        tri_s = source[self.triangles[chosen]]
-        ones = np.ones((len(chosen), 3, 1))
-        affine = np.linalg.solve(np.concatenate([tri_t, ones], axis=2), tri_s)  # (T, 3, 2)
-        index = np.full((self.size, self.size), -1, np.int32)
-        for k, tri in enumerate(tri_t):
-            cv2.fillConvexPoly(index, np.round(tri * 16).astype(np.int32), k, lineType=cv2.LINE_8, shift=4)
+        affine = self._affines(chosen, target, source)  # backward: target pixel -> source pixel
+        index = self._rasterize(chosen, target)
         ys, xs = np.nonzero(index >= 0)
         coeff = affine[index[ys, xs]]  # (P, 3, 2)
         map_x, map_y = self._grid[0].copy(), self._grid[1].copy()
@@ -211,7 +245,41 @@ class MouthRig:
         map_y[ys, xs] = xs * coeff[:, 0, 1] + ys * coeff[:, 1, 1] + coeff[:, 2, 1]
         return cv2.remap(crop, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
-    def _paint_interior(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def pair_flow(self, first: Rendering | None, second: Rendering) -> tuple[np.ndarray, np.ndarray]:
+        """Flow (S, S, 2) float32 in pixels such that `second` at pixel p shows `first` at p + flow, and
+        where that holds, (S, S) bool: pixels not painted in `second` and either drawn by a triangle
+        that keeps its shape in both renderings, or left in place by both. `first=None` stands for the
+        unrendered source crop."""
+        source = second.source
+        first_mesh = source if first is None else first.target
+        drawn = self._usable(source, second.target)
+        areas = self._areas(first_mesh)
+        both = drawn & (np.sign(areas) == self.reference_sign) & (np.abs(areas) > 0.02)
+        flow = np.zeros((self.size, self.size, 2), np.float32)
+        # Pixels `second` left in place show the source there; `first` shows the same only outside
+        # what it moved.
+        moved = (np.abs(first_mesh - source).max(axis=1) > 0.01)[self.triangles].any(axis=1)
+        valid = (self._rasterize(np.flatnonzero(moved), source) < 0) & (self._rasterize(np.flatnonzero(moved), first_mesh) < 0)
+        valid &= self._rasterize(np.flatnonzero(drawn & ~both), second.target) < 0
+        chosen = np.flatnonzero(both)
+        if len(chosen):
+            backward = self._affines(chosen, second.target, source)
+            forward = self._affines(chosen, source, first_mesh)
+            # [p, 1] @ backward -> source point s; [s, 1] @ forward -> the point of `first` showing it.
+            composite = np.concatenate([backward[:, :2] @ forward[:, :2],
+                                        backward[:, 2:] @ forward[:, :2] + forward[:, 2:]], axis=1)
+            index = self._rasterize(chosen, second.target)
+            ys, xs = np.nonzero(index >= 0)
+            coeff = composite[index[ys, xs]]
+            flow[ys, xs, 0] = xs * coeff[:, 0, 0] + ys * coeff[:, 1, 0] + coeff[:, 2, 0] - xs
+            flow[ys, xs, 1] = xs * coeff[:, 0, 1] + ys * coeff[:, 1, 1] + coeff[:, 2, 1] - ys
+            valid[ys, xs] = True
+        return flow, valid & (second.painted < 0.01)
+
+    def _paint_interior(self, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The image with the mouth interior painted between the inner lips, and the painted share of
+        each pixel (S, S) float32 (0 where the image is the warp; the dark seam of closed lips counts 0)."""
+        painted = np.zeros(image.shape[:2], np.float32)
         frame = _Frame.of(points)
         w = frame.width
         u, v = frame.local(points)
@@ -223,7 +291,7 @@ class MouthRig:
         x0, y0 = max(x0, 0), max(y0, 0)
         x1, y1 = min(x1, self.size), min(y1, self.size)
         if x1 <= x0 or y1 <= y0:
-            return image
+            return image, painted
         roi = image[y0:y1, x0:x1].astype(np.float32)
         offset = np.array([x0, y0], np.float64)
         lip, teeth = self.colors
@@ -235,7 +303,7 @@ class MouthRig:
             roi = roi * (1 - seam) + (lip * 0.45) * seam
             image = image.copy()
             image[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
-            return image
+            return image, painted
         mask = _polygon_mask(roi.shape[:2], points[INNER_LOOP], offset)
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         pix = np.stack([xs.ravel(), ys.ravel()], 1)
@@ -275,7 +343,8 @@ class MouthRig:
         roi = roi * (1 - alpha) + interior * alpha
         image = image.copy()
         image[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
-        return image
+        painted[y0:y1, x0:x1] = mask
+        return image, painted
 
 
 def _inset_inner_lips(points: np.ndarray, size: int) -> np.ndarray:
