@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from dck_talking import DCKError
-from dck_talking.data.pack import (FaceSource, Pack, SpeechItem, dequantise_mel, dequantise_track, write_faces,
-                                   write_speech)
+from dck_talking.data.pack import (
+    FaceSource,
+    Pack,
+    SpeechItem,
+    dequantise_mel,
+    dequantise_track,
+    write_faces,
+    write_speech,
+)
 from dck_talking.data.phones import Phone
 from dck_talking.data.render import MouthRig
 from dck_talking.data.rendered import RenderedPairs
