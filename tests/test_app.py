@@ -189,6 +189,6 @@ def test_browser_uploads_generates_and_plays(url, tmp_path):
 
 
 def test_space_card_points_at_this_app():
-    card = SpaceCard.load(ROOT / "dck_talking" / "hub_card" / "space_card.md").data
+    card = SpaceCard.load(ROOT / "hub_card" / "space_card.md").data
     assert (card.sdk, card.app_file, card.license) == ("gradio", "app.py", "apache-2.0")
     assert card.sdk_version.split(".")[0] == gradio.__version__.split(".")[0] and (ROOT / card.app_file).is_file()

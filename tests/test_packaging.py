@@ -26,3 +26,12 @@ def test_cli_bench_runs(capsys):
     assert cli.main(["bench", "--presets", "compact", "--batch-sizes", "1", "--dtypes", "fp32", "--seconds", "0"]) == 0
     table = capsys.readouterr().out
     assert "| compact | 5." in table and "| fp32 | 1 |" in table
+
+
+def test_the_package_ships_the_top_level_hub_cards():
+    """One source for the cards: `hub_card/` at the top, which the package's `hub_card` points to."""
+    from importlib import resources
+
+    assert (ROOT / "dck_talking" / "hub_card").resolve() == (ROOT / "hub_card").resolve()
+    shipped = resources.files("dck_talking").joinpath("hub_card/model_card.md").read_text(encoding="utf-8")
+    assert shipped == (ROOT / "hub_card" / "model_card.md").read_text(encoding="utf-8")

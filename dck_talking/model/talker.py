@@ -17,6 +17,7 @@ from huggingface_hub.errors import (EntryNotFoundError, HFValidationError, Local
 from safetensors import SafetensorError
 from torch import nn
 
+from ..audio import WINDOW
 from ..errors import CheckpointError
 from .audio_encoder import FEATURE_DIM, AudioEncoder
 from .hub import HubModelMixin
@@ -50,8 +51,10 @@ class DCKTalker(
     `model(frames, mels)`: frames (B, 3, S, S) RGB in [0, 1], mels (B, 1, 80, 16) normalised mel
     windows -> `TalkerOutput(output, alpha, motion, flow, gate)`. `motion` is how the motion image is
     made: `"image"` (painted, the paper) or `"warp"` (the input's own pixels moved along a predicted
-    flow, painted only under a gate); checkpoints saved before it existed load as `"image"`. All
-    arguments are JSON values, so `config.json` describes the model completely.
+    flow, painted only under a gate); checkpoints saved before it existed load as `"image"`.
+    `window_lead`: how many mel steps of sound before a frame's time its window holds (the pipeline
+    cuts the windows so; 0, Wav2Lip's way, starts the window at the frame). All arguments are JSON
+    values, so `config.json` describes the model completely.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class DCKTalker(
         use_dck: bool = True,
         use_blending: bool = True,
         motion: str = "image",
+        window_lead: int = 0,
     ) -> None:
         super().__init__()
         down_channels = list(down_channels or PRESETS["paper"]["down_channels"])
@@ -74,7 +78,10 @@ class DCKTalker(
             raise ValueError(f"image_size must be a multiple of 32 (5 halvings), got {image_size}")
         if dck_layers < 1:
             raise ValueError(f"dck_layers must be at least 1, got {dck_layers}")
+        if not 0 <= window_lead < WINDOW:
+            raise ValueError(f"window_lead must be 0..{WINDOW - 1} mel steps, got {window_lead}")
         self.image_size = image_size
+        self.window_lead = window_lead
         self.audio_encoder = AudioEncoder()
         self.unet = DCKUNet(down_channels, dck_channels, dck_layers, dck_kernel_size, FEATURE_DIM,
                             kernel_hidden, use_dck, use_blending, motion, image_size)
@@ -165,8 +172,8 @@ class DCKTalker(
 
     def generate_model_card(self, *args: Any, metrics: dict[str, float] | None = None, training: str | None = None,
                             **kwargs: Any) -> ModelCard:
-        """The model card from `dck_talking/hub_card/model_card.md`, filled in with this model's config,
-        metrics and (Markdown) description of its training data."""
+        """The model card from `hub_card/model_card.md` (the package's `hub_card` links to it), filled in
+        with this model's config, metrics and (Markdown) description of its training data."""
         template = resources.files("dck_talking").joinpath("hub_card/model_card.md").read_text(encoding="utf-8")
         config = self._hub_mixin_config or {}
         rows = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in sorted(config.items()))
