@@ -7,12 +7,12 @@ mel window that belongs to each video frame.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import librosa
 import numpy as np
 import torch
 
@@ -36,8 +36,21 @@ WINDOW = 16  # mel steps per frame window (0.2 s)
 SILENCE = -MAX_ABS  # the normalised value of silence (and of padding)
 DB_PER_UNIT = -MIN_LEVEL_DB / (2 * MAX_ABS)  # 12.5 dB per unit of the normalised mel
 
-_MEL_BASIS = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
-MEL_BAND_HZ = librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]  # centre of each band of _MEL_BASIS
+
+
+@functools.cache
+def _mel_basis() -> np.ndarray:
+    import librosa  # loaded on first use: training from stored mels needs no audio library
+
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
+
+
+@functools.cache
+def mel_band_hz() -> np.ndarray:
+    """(80,) centre frequency of each mel band, in Hz."""
+    import librosa
+
+    return librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -116,14 +129,16 @@ def melspectrogram(wav: np.ndarray, chunk_steps: int = 4096) -> np.ndarray:
         raise ValueError(f"expected mono audio of shape (n,), got {wav.shape}")
     if len(wav) == 0:
         return np.full((N_MELS, 1), SILENCE, dtype=np.float32)
+    from librosa import stft
+
     n_steps = len(wav) // HOP + 1
     mel = np.empty((N_MELS, n_steps), dtype=np.float32)
     for first in range(0, n_steps, chunk_steps):
         last = min(first + chunk_steps, n_steps)
         segment = _emphasised(wav, first * HOP - N_FFT // 2, (last - 1) * HOP + N_FFT // 2)
-        spec = np.abs(librosa.stft(segment, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, window="hann",
+        spec = np.abs(stft(segment, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, window="hann",
                                    center=False))
-        db = 20.0 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - REF_LEVEL_DB
+        db = 20.0 * np.log10(np.maximum(1e-5, _mel_basis() @ spec)) - REF_LEVEL_DB
         mel[:, first:last] = np.clip(2 * MAX_ABS * (db - MIN_LEVEL_DB) / -MIN_LEVEL_DB - MAX_ABS, -MAX_ABS, MAX_ABS)
     return mel
 
@@ -158,16 +173,18 @@ def window_starts(n_frames: int, fps: float | Fraction, n_steps: int, first: int
     return np.minimum(starts, max(n_steps - WINDOW, 0))
 
 
-def frame_windows(mel: np.ndarray, n_frames: int, fps: float | Fraction, first: int = 0) -> torch.Tensor:
+def frame_windows(mel: np.ndarray, n_frames: int, fps: float | Fraction, first: int = 0, lead: int = 0) -> torch.Tensor:
     """The mel windows of video frames `first .. first + n_frames - 1`, shape (n_frames, 1, 80, 16).
 
-    Audio shorter than one window is padded with silence, so the result is always finite.
+    A frame's window starts `lead` mel steps before its time (0: at it; sound before the start is
+    silence). Audio shorter than one window is padded with silence, so the result is always finite.
     """
     mel = np.asarray(mel, dtype=np.float32)
     if mel.ndim != 2 or mel.shape[0] != N_MELS:
         raise ValueError(f"expected a mel spectrogram of shape (80, T), got {mel.shape}")
-    if mel.shape[1] < WINDOW:
-        mel = np.pad(mel, ((0, 0), (0, WINDOW - mel.shape[1])), constant_values=SILENCE)
+    if not 0 <= lead < WINDOW:
+        raise ValueError(f"lead must be 0..{WINDOW - 1} mel steps, got {lead}")
+    mel = np.pad(mel, ((0, 0), (lead, max(0, WINDOW - lead - mel.shape[1]))), constant_values=SILENCE)
     mel = np.nan_to_num(mel, nan=SILENCE, posinf=MAX_ABS, neginf=-MAX_ABS)
     starts = window_starts(n_frames, fps, mel.shape[1], first)
     index = starts[:, None] + np.arange(WINDOW)[None, :]  # (n_frames, 16)

@@ -8,7 +8,6 @@ import torch
 
 from . import audio as audio_lib
 
-_BAND_HZ = torch.from_numpy(audio_lib.MEL_BAND_HZ).float()
 _UNITS_PER_DB = 2 * audio_lib.MAX_ABS / -audio_lib.MIN_LEVEL_DB
 
 
@@ -51,5 +50,6 @@ def degrade_audio(mel: torch.Tensor, generator: torch.Generator, max_gain_db: fl
     out = louder.clamp(-audio_lib.MAX_ABS, audio_lib.MAX_ABS)
     cut = torch.empty(batch).uniform_(*cutoff_hz, generator=generator)
     limited = torch.rand(batch, generator=generator) < band_limit_p
-    above = (_BAND_HZ[None, :] > cut[:, None]) & limited[:, None]  # (B, N_MELS)
+    bands = torch.from_numpy(audio_lib.mel_band_hz()).float()
+    above = (bands[None, :] > cut[:, None]) & limited[:, None]  # (B, N_MELS)
     return out.masked_fill(above.to(device)[:, None, :, None], audio_lib.SILENCE)

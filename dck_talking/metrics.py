@@ -118,3 +118,54 @@ def sync_score(gaps: np.ndarray, envelope: np.ndarray, max_offset: int = 5) -> S
     valid = {d: c for d, c in curve.items() if not np.isnan(c)}
     best = max(valid, key=valid.get) if valid else 0
     return SyncResult(score=curve[0], offset=best, curve=curve)
+
+
+@dataclass
+class PhoneFrames:
+    """Video frames at the middle of phones that fix the lips: `bilabial` (p, b, m: lips closed) and
+    `open_vowel` (vowels whose viseme openness is at least 0.5: lips apart)."""
+
+    bilabial: np.ndarray
+    open_vowel: np.ndarray
+
+
+def phone_frames(phones: list, n_frames: int, fps: float | Fraction) -> PhoneFrames:
+    """Which frames (k shows time k / fps) sit at the middle of a bilabial or of an open vowel."""
+    from .data.visemes import BILABIAL_IPA, SYMBOLS, symbols
+
+    bilabial, open_vowel = [], []
+    for phone in phones:
+        parts = symbols(phone.name)
+        if not parts:
+            continue
+        frame = round((phone.start + phone.end) / 2 * float(fps))
+        if not 0 <= frame < n_frames:
+            continue
+        openness, _, kind = SYMBOLS[parts[0]]
+        if len(parts) == 1 and parts[0] in BILABIAL_IPA:
+            bilabial.append(frame)
+        elif kind == "vowel" and openness >= 0.5:
+            open_vowel.append(frame)
+    return PhoneFrames(np.array(bilabial, int), np.array(open_vowel, int))
+
+
+def lower_face_sharpness(output: torch.Tensor, reference: torch.Tensor, lips: torch.Tensor) -> torch.Tensor:
+    """Per-image sharpness of the lower face, output over reference (1 = as sharp; a blurred chin
+    scores well below): the variance of the Laplacian of the grey image in the box from just below
+    the lower lip down to the chin (0.87 of a canonical crop's height), between the mouth corners.
+    (B, 3, S, S) images in [0, 1] and (B, 40, 2) lip landmarks in pixels -> (B,)."""
+    size = output.shape[-1]
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=output.device)[None, None]
+    weights = torch.tensor([0.299, 0.587, 0.114], device=output.device)[None, :, None, None]
+    ratios = []
+    for out, ref, points in zip(output.float(), reference.float(), lips.float()):
+        top = min(int(points[:, 1].max().item() + 0.04 * size), size - 4)
+        bottom = max(int(0.87 * size), top + 4)
+        left = min(max(int(points[:, 0].min().item()), 0), size - 4)
+        right = max(int(points[:, 0].max().item()) + 1, left + 4)
+        variances = []
+        for image in (out, ref):
+            grey = (image[None] * weights).sum(1, keepdim=True)[:, :, top:bottom, left:right]
+            variances.append(torch.nn.functional.conv2d(grey, kernel).var())
+        ratios.append(variances[0] / variances[1].clamp(min=1e-8))
+    return torch.stack(ratios)

@@ -207,7 +207,7 @@ class TalkingFacePipeline:
             tracked = _prefetch(_track(frames, source, rate, tracker, summary.stage_seconds), 2 * self.batch_size)
             index = 0
             for batch in _batches(tracked, self.batch_size):
-                mels = audio_lib.frame_windows(mel, len(batch), rate, first=index)
+                mels = audio_lib.frame_windows(mel, len(batch), rate, first=index, lead=self.model.window_lead)
                 done = self._lip_sync([frame for frame, _ in batch], [m for _, m in batch], mels, summary, show_mask)
                 index += len(batch)
                 summary.frames = index

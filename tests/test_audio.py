@@ -81,6 +81,16 @@ def test_frame_windows_slices_and_right_aligns():
     assert frame_windows(mel, 5, fps=25, first=28).tolist() == windows[28:33].tolist()  # in chunks
 
 
+def test_frame_windows_with_a_lead_hold_sound_before_the_frame():
+    mel = np.tile(np.arange(100, dtype=np.float32), (80, 1))
+    windows = frame_windows(mel, 35, fps=25, lead=6)
+    assert windows[5, 0, 0].tolist() == list(range(10, 26))  # frame 5 is at step 16: 6 steps before it
+    assert windows[0, 0, 0, :6].tolist() == [-4.0] * 6 and windows[0, 0, 0, 6:].tolist() == list(range(10))
+    assert windows[34, 0, 0].tolist() == list(range(84, 100))  # the end is still the spectrogram's end
+    with pytest.raises(ValueError, match="lead must be 0..15 mel steps"):
+        frame_windows(mel, 1, fps=25, lead=16)
+
+
 def test_frame_windows_pads_short_audio_without_nan():
     mel = melspectrogram(np.random.default_rng(0).normal(size=300).astype(np.float32))
     assert mel.shape[1] < 16
@@ -170,13 +180,13 @@ def test_chunked_mel_equals_one_centred_librosa_stft(n_samples):
     import librosa
     import scipy.signal
 
-    from dck_talking.audio import _MEL_BASIS
+    from dck_talking.audio import _mel_basis
 
     wav = np.random.default_rng(1).normal(scale=0.3, size=n_samples).astype(np.float32)
     emphasised = scipy.signal.lfilter([1, -0.97], [1], wav)
     pad_mode = "reflect" if n_samples > 400 else "constant"
     spec = np.abs(librosa.stft(emphasised, n_fft=800, hop_length=200, window="hann", center=True, pad_mode=pad_mode))
-    reference = np.clip(8 * (20 * np.log10(np.maximum(1e-5, _MEL_BASIS @ spec)) - 20 + 100) / 100 - 4, -4, 4)
+    reference = np.clip(8 * (20 * np.log10(np.maximum(1e-5, _mel_basis() @ spec)) - 20 + 100) / 100 - 4, -4, 4)
     np.testing.assert_allclose(melspectrogram(wav, chunk_steps=7), reference, atol=1e-4)
     np.testing.assert_allclose(melspectrogram(wav), reference, atol=1e-4)
 

@@ -103,3 +103,28 @@ def test_speech_envelope_follows_loudness():
     envelope = speech_envelope(mel, 125, fps=25)  # 5 s of video
     assert envelope[40:60].min() > envelope[:25].max()
     assert len(envelope) == 125 and np.isfinite(envelope).all()
+
+
+def test_lower_face_sharpness_falls_for_a_blurred_chin():
+    from dck_talking.metrics import lower_face_sharpness
+
+    images = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    lips = torch.tensor([[100.0, 140.0], [156.0, 165.0]]).repeat(20, 1).expand(2, 40, 2)
+    torch.testing.assert_close(lower_face_sharpness(images, images, lips), torch.ones(2))
+    blurred = images.clone()
+    blurred[:, :, 160:] = torch.nn.functional.avg_pool2d(images, 5, 1, 2)[:, :, 160:]
+    assert (lower_face_sharpness(blurred, images, lips) < 0.3).all()
+    upper = images.clone()
+    upper[:, :, :150] = 0.5  # above the lower lip: not counted
+    torch.testing.assert_close(lower_face_sharpness(upper, images, lips), torch.ones(2))
+
+
+def test_phone_frames_find_bilabials_and_open_vowels():
+    from dck_talking.data.phones import Phone
+    from dck_talking.metrics import phone_frames
+
+    phones = [Phone(0.0, 0.2, ""), Phone(0.2, 0.28, "m"), Phone(0.28, 0.4, "AA"), Phone(0.4, 0.5, "B"),
+              Phone(0.5, 0.6, "iː"), Phone(0.6, 0.7, "aɪ"), Phone(0.7, 0.8, "t"), Phone(0.9, 4.0, "p")]
+    frames = phone_frames(phones, 40, 25)
+    assert frames.bilabial.tolist() == [6, 11]  # m at 0.24 s, B at 0.45 s; the p past the last frame is left out
+    assert frames.open_vowel.tolist() == [8, 16]  # AA (0.34 s) and the diphthong aɪ opening on a (0.65 s); not iː

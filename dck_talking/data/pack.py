@@ -215,6 +215,51 @@ def write_speech(items: Iterable[SpeechItem], out: Path) -> dict:
     return {"utterances": len(names), "voices": len(voice_names), "hours": seconds / 3600}
 
 
+def faceset_sources(faceset: str | Path) -> list[FaceSource]:
+    """The faces of a face set (`dck-talking faceset` output: `<split>/<id>.png|.mp4`), by split."""
+    faceset = Path(faceset)
+    if not (faceset / "index.json").is_file():
+        raise DCKError(f"{faceset}: not a face set (no index.json; build one with dck-talking faceset)")
+    rows = json.loads((faceset / "index.json").read_text())
+    rows = rows["faces"] if isinstance(rows, dict) else rows
+    sources = []
+    for row in rows:
+        found = sorted((faceset / row["split"]).glob(f"{row['id']}.*"))
+        if found:
+            sources.append(FaceSource(row["id"], str(found[0]), row["split"]))
+    return sources
+
+
+def corpus_speech(corpus: str | Path, hours: float, seed: int = 0, augmented: float = 0.5) -> Iterable[SpeechItem]:
+    """Utterances of a speech corpus (`dck-talking corpus`) for a pack: about `hours` of its training
+    voices, drawn in turn from every voice so that each one is heard, and all of its eval voices;
+    `augmented` of the training utterances are made into other voices first (`voice_augment`)."""
+    from .corpus import load_corpus
+    from .voice_augment import augment
+
+    data = load_corpus(corpus)
+    rng = np.random.default_rng(seed)
+    by_voice: dict[str, list] = {}
+    for utterance in data.utterances:
+        by_voice.setdefault(utterance.voice, []).append(utterance)
+    queues = {voice: [items[i] for i in rng.permutation(len(items))] for voice, items in sorted(by_voice.items())}
+    chosen, seconds = [], 0.0
+    while seconds < hours * 3600 and any(queues.values()):
+        for voice, queue in queues.items():
+            if queue and queue[0].split == "train" and seconds < hours * 3600:
+                chosen.append(queue.pop(0))
+                seconds += chosen[-1].seconds
+            elif queue and queue[0].split != "train":
+                queue.clear()
+    chosen += [u for u in data.utterances if u.split != "train"]
+    for utterance in chosen:
+        wav, phones = data.audio(utterance), data.phones(utterance)
+        train = utterance.split == "train"
+        if train and rng.random() < augmented:
+            wav, phones = augment(wav, phones, rng)
+        yield SpeechItem(utterance.id, utterance.voice, wav, phones, train)
+
+
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
 
@@ -240,14 +285,15 @@ class Pack:
 
     @classmethod
     def load(cls, root: str | Path) -> Pack:
+        """Read a pack; one with speech only (no faces.json) has no identities."""
         root = Path(root)
-        for name in ("faces.json", "landmarks.npy", "speech.npz"):
-            if not (root / name).is_file():
-                raise DCKError(f"{root}: not a training pack (no {name})")
-        faces = json.loads((root / "faces.json").read_text())
+        if not (root / "speech.npz").is_file():
+            raise DCKError(f"{root}: not a training pack (no speech.npz)")
+        faces = json.loads((root / "faces.json").read_text()) if (root / "faces.json").is_file() else {}
+        landmarks = np.load(root / "landmarks.npy") if faces else np.zeros((0, 478, 2), np.float32)
         with np.load(root / "speech.npz") as speech:
             arrays = {key: speech[key] for key in ("mel", "track", "offsets", "voice", "train")}
-        return cls(root, int(faces["size"]), faces["identities"], np.load(root / "landmarks.npy"), **arrays)
+        return cls(root, int(faces.get("size", 256)), faces.get("identities", []), landmarks, **arrays)
 
     def image(self, frame: int) -> np.ndarray:
         """Pack image of frame `frame`, RGB uint8."""

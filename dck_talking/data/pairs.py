@@ -113,14 +113,16 @@ def discover(root: str | Path) -> tuple[list[_Clip], list[_Group]]:
 
 class PairDataset(Dataset):
     """Training pairs over one or more roots (see the module doc). `size` resizes crops stored at
-    another size; `window` is the mel window length in steps (16 for the Wav2Lip front end)."""
+    another size; `window` is the mel window length in steps (16 for the Wav2Lip front end), starting
+    `window_lead` steps before the frame (the model's `window_lead`)."""
 
-    def __init__(self, roots: list[str | Path] | str | Path, size: int = 256, window: int = 16, seed: int = 0) -> None:
+    def __init__(self, roots: list[str | Path] | str | Path, size: int = 256, window: int = 16, seed: int = 0,
+                 window_lead: int = 0) -> None:
         if isinstance(roots, (str, Path)):
             roots = [roots]
         if window != 16:
             raise ValueError("the audio front end uses 16-step mel windows (window=16)")
-        self.size, self.window, self.seed = size, window, seed
+        self.size, self.window, self.seed, self.window_lead = size, window, seed, window_lead
         self.singles: list[_Clip] = []
         self.groups: list[_Group] = []
         for root in roots:
@@ -193,7 +195,7 @@ class PairDataset(Dataset):
             target_lips = np.array(lips[i], np.float32)
             image_in = swap_mouth(image_out, np.asarray(frames[j]), target_lips, np.asarray(lips[j], np.float32))
             fps, scale_from = clip.fps, clip.size
-        window = frame_windows(np.asarray(mel), 1, fps, first=i)[0]
+        window = frame_windows(np.asarray(mel), 1, fps, first=i, lead=self.window_lead)[0]
         if scale_from != self.size:
             image_in, image_out = (cv2.resize(im, (self.size, self.size), interpolation=cv2.INTER_AREA
                                               if scale_from > self.size else cv2.INTER_LINEAR)
