@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -60,6 +61,19 @@ def _synth(args: argparse.Namespace) -> None:
               f"gap when open (openness > 0.4) {check['gap_when_open_mean']:.3f}")
 
 
+def _corpus(args: argparse.Namespace) -> None:
+    from .data.corpus import build_corpus
+
+    print(build_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers, progress=True))
+
+
+def _faceset(args: argparse.Namespace) -> None:
+    from .data.faceset import build_faceset
+
+    summary = build_faceset(args.out, manifest=args.manifest, cache=args.cache, progress=True)
+    print(summary)
+
+
 def _train(args: argparse.Namespace) -> None:
     from .train import TrainConfig, train
 
@@ -70,9 +84,54 @@ def _train(args: argparse.Namespace) -> None:
                          mouth_weight=args.mouth_weight, mask_weight=args.mask_weight,
                          val_data=args.val_data, val_every=args.val_every, save_every=args.save_every,
                          disc_channels=args.disc_channels, lip_reader=args.lip_reader, lip_weight=args.lip_weight,
-                         augment=args.augment, augment_audio=args.augment_audio)
+                         augment=args.augment, augment_audio=args.augment_audio, pack=args.pack,
+                         flow_weight=args.flow_weight, gate_weight=args.gate_weight, val_lmd=not args.no_val_lmd,
+                         audio_start=None if args.audio_start == "none" else args.audio_start,
+                         model_overrides={"motion": args.motion} if args.motion else {})
     metrics = train(config)
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+def _pack(args: argparse.Namespace) -> None:
+    from .data.pack import corpus_speech, faceset_sources, write_faces, write_speech
+
+    out = Path(args.out)
+    faces = write_faces(faceset_sources(args.faces), out, morphs=args.morphs, seed=args.seed, max_frames=args.frames)
+    print(f"{out}: {faces['identities']} identities ({args.morphs} of them morphs), {faces['frames']} frames")
+    for line in faces["left_out"]:
+        print(f"  left out {line}")
+    speech = write_speech(corpus_speech(args.corpus, args.hours, args.seed, args.augmented), out)
+    print(f"{out}: {speech['utterances']} utterances of {speech['voices']} voices, {speech['hours']:.2f} h")
+
+
+def _visemes(args: argparse.Namespace) -> None:
+    from .model.viseme_predictor import load_viseme_predictor
+    from .mouth_track import format_track, mouth_track
+
+    track = mouth_track(args.audio, fps=args.fps, model=load_viseme_predictor(args.model))
+    print(json.dumps(track) if args.json else format_track(track))
+
+
+def _train_audio(args: argparse.Namespace) -> None:
+    from .train_audio import CorpusWindows, PackWindows, train_viseme_predictor
+
+    if bool(args.corpus) == bool(args.pack):
+        raise DCKError("give one of --corpus (a speech corpus folder) or --pack (a training pack)")
+    data = (CorpusWindows(args.corpus, seed=args.seed, window_lead=args.window_lead) if args.corpus
+            else PackWindows(args.pack, seed=args.seed, window_lead=args.window_lead))
+    result = train_viseme_predictor(data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                    workers=args.workers, window_lead=args.window_lead, device=args.device,
+                                    start=args.start, seed=args.seed)
+    print(f"{args.out}: {result['steps']} steps in {result['minutes']:.1f} min; last losses "
+          + ", ".join(f"{k} {v:.3f}" for k, v in result.items() if k not in ("steps", "minutes")))
+
+
+def _evaluate_visemes(args: argparse.Namespace) -> None:
+    from .evaluate_visemes import evaluate_visemes, format_viseme_table
+    from .model.viseme_predictor import load_viseme_predictor
+
+    rows = evaluate_visemes(load_viseme_predictor(args.model), args.corpus, split=args.split)
+    print(format_viseme_table(rows))
 
 
 def _adapt(args: argparse.Namespace) -> None:
@@ -95,9 +154,22 @@ def _evaluate(args: argparse.Namespace) -> None:
     from . import evaluate
     from .data import PairDataset
 
-    dataset = PairDataset(args.data, seed=args.seed)
-    rows = evaluate.evaluate(evaluate.load_checkpoints(args.checkpoint), dataset, args.pairs, seed=args.seed,
-                             device=args.device or "cpu")
+    models = evaluate.load_checkpoints(args.checkpoint)
+    if bool(args.data) == bool(args.pack):
+        raise DCKError("give held-out clip folders (--data) or a training pack (--pack), not both")
+    if args.pack:
+        from .data.rendered import RenderedPairs
+
+        lead = next(iter(models.values())).window_lead
+        dataset = RenderedPairs(args.pack, args.faces, args.pairs, args.seed, degrade=False, window_lead=lead,
+                                speech_split=args.speech, voices=args.voices)
+    else:
+        dataset = PairDataset(args.data, seed=args.seed)
+    if args.baseline:
+        from .baseline import DrawnVisemes
+
+        models["drawn visemes (no network)"] = DrawnVisemes()
+    rows = evaluate.evaluate(models, dataset, args.pairs, seed=args.seed, device=args.device or "cpu")
     print(evaluate.format_table(rows, min(args.pairs, len(dataset))))
 
 
@@ -116,6 +188,24 @@ def _sync(args: argparse.Namespace) -> None:
     sweeps = {name: delay_sweep(pipe, args.face, audio, args.max_delay) for name, audio in zip(names, args.audio)}
     print(f"{args.face} speaking {', '.join(args.audio)}, model: {what}; sync score at each delay:\n")
     print(format_sweep(sweeps))
+
+
+def _lip_phones(args: argparse.Namespace) -> None:
+    from .evaluate import format_lip_phones, held_out_recordings, lip_phone_measures, load_checkpoints, pooled
+    from .model import load_model
+    from .pipeline import TalkingFacePipeline
+
+    recordings = held_out_recordings(args.corpus, args.per_voice)
+    models = load_checkpoints(args.checkpoint) if args.checkpoint else {"bundled": load_model()[0]}
+    if args.baseline:
+        from .baseline import DrawnVisemes
+
+        models["drawn visemes (no network)"] = DrawnVisemes()
+    pipes = {name: TalkingFacePipeline(model, device=args.device) for name, model in models.items()}
+    print(f"{len(recordings)} recordings: " + ", ".join(f"{voice} {path.name}" for voice, path, _ in recordings) + "\n")
+    results = {Path(face).name: {name: pooled([lip_phone_measures(pipe, face, path, phones) for _, path, phones in recordings])
+                                 for name, pipe in pipes.items()} for face in args.face}
+    print(format_lip_phones(results))
 
 
 def _data_sync(args: argparse.Namespace) -> None:
@@ -153,6 +243,16 @@ def _pixels_or_zero(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench import DTYPES, RESOLUTIONS
     from .model import PRESETS
@@ -170,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--max-delay", type=int, default=5, help="largest delay tried, in video frames")
     sync.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     sync.set_defaults(func=_sync)
+
+    lip_phones = commands.add_parser("lip-phones", help="rendered lips against the phones of held-out human recordings: "
+                                                       "m/b/p closure and correlation with the phones' openness")
+    lip_phones.add_argument("--face", nargs="+", required=True, help="face photos or videos")
+    lip_phones.add_argument("--corpus", required=True, help="a speech corpus: its held-out human recordings with "
+                                                            "forced-aligned phones are spoken")
+    lip_phones.add_argument("--checkpoint", action="append", help="[NAME=]folder or repo id (repeatable; default: bundled)")
+    lip_phones.add_argument("--baseline", action="store_true", help="add the network-free baseline (drawn visemes)")
+    lip_phones.add_argument("--per-voice", type=int, default=2, help="recordings of each held-out voice")
+    lip_phones.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    lip_phones.set_defaults(func=_lip_phones)
 
     data_sync = commands.add_parser("data-sync", help="lip-sync score of stored clips (prepare/synth output) "
                                     "against their own sound: finds clips out of step")
@@ -256,8 +367,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="measure the lip gap with MediaPipe on the results against the viseme openness")
     synth.set_defaults(func=_synth)
 
+    corpus = commands.add_parser("corpus", help="speech of many voices with phone timings (installed synthesisers "
+                                                "and recordings), for pretraining the audio encoder")
+    corpus.add_argument("--out", required=True, help="output folder (audio/, phones/, index.json); re-running resumes")
+    corpus.add_argument("--hours", type=float, default=5.0,
+                        help="hours of synthesised training speech, shared by the synthesiser voices "
+                             "(the installed recordings come whole on top)")
+    corpus.add_argument("--seed", type=int, default=0, help="which texts each synthesiser voice speaks")
+    corpus.add_argument("--workers", type=int, default=1, help="processes")
+    corpus.set_defaults(func=_corpus)
+
+    faceset = commands.add_parser("faceset", help="real faces for training and evaluation: fetch the packages of "
+                                                  "recipes/faces.csv and cut out each person's face")
+    faceset.add_argument("--out", required=True, help="output folder (train/, eval/, index.json)")
+    faceset.add_argument("--manifest", help="the manifest of faces (CSV; default: recipes/faces.csv)")
+    faceset.add_argument("--cache", help="where downloaded packages are kept for reuse (default: a folder in /tmp)")
+    faceset.set_defaults(func=_faceset)
+
     train = commands.add_parser("train", help="train or fine-tune DCKTalker (L1 x 10 + LSGAN), with accelerate")
-    train.add_argument("--data", action="append", required=True, help="a prepare/synth output folder (repeatable)")
+    train.add_argument("--data", action="append", default=[], help="a prepare/synth output folder (repeatable)")
+    train.add_argument("--pack", help="a training pack (dck-talking pack): pairs rendered on the fly, its eval split "
+                                      "for validation; instead of --data")
     train.add_argument("--config", default="compact",
                        help="preset name (paper, compact), a config.json, or a checkpoint folder to fine-tune")
     train.add_argument("--out", required=True, help="run folder: checkpoints, TensorBoard logs")
@@ -271,6 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--wav2lip", help="start the audio encoder from a Wav2Lip/SyncNet checkpoint")
     train.add_argument("--freeze-audio", action="store_true", help="keep the audio encoder fixed")
+    train.add_argument("--audio-start", default="bundled", metavar="DIR",
+                       help="VisemePredictor (dck-talking train-audio) a fresh model's audio encoder starts from: "
+                            "'bundled' (default), a folder, or 'none' for random weights")
+    train.add_argument("--motion", choices=["image", "warp"],
+                       help="how a fresh model makes its motion image: painted (the paper) or its input warped")
+    train.add_argument("--flow-weight", type=float, default=0.0,
+                       help="with --pack and --motion warp: L1 of the flow against the renderer's, near the lips")
+    train.add_argument("--gate-weight", type=float, default=0.0,
+                       help="with --pack and --motion warp: cross-entropy of the gate against the painted mouth")
+    train.add_argument("--no-val-lmd", action="store_true", help="validate with PSNR and SSIM only (no MediaPipe)")
     train.add_argument("--mouth-weight", type=float, default=0.0,
                        help="extra L1 of the output and the motion image in a box around the target's lips")
     train.add_argument("--mask-weight", type=float, default=0.0, help="extra pull of the attention mask to 0")
@@ -311,9 +451,59 @@ def build_parser() -> argparse.ArgumentParser:
     lips.add_argument("--seed", type=int, default=0)
     lips.set_defaults(func=_train_lips)
 
+    pack = commands.add_parser("pack", help="a training pack for train --pack: aligned faces of a face set and "
+                                            "the mels and mouth tracks of a speech corpus, small enough to carry")
+    pack.add_argument("--faces", required=True, help="a face set (dck-talking faceset)")
+    pack.add_argument("--corpus", required=True, help="a speech corpus (dck-talking corpus)")
+    pack.add_argument("--out", required=True, help="the pack's folder")
+    pack.add_argument("--hours", type=float, default=1.0, help="hours of training speech (every eval voice is added)")
+    pack.add_argument("--augmented", type=float, default=0.5, help="share of training speech made into other voices")
+    pack.add_argument("--morphs", type=int, default=200, help="identities made by morphing two training faces")
+    pack.add_argument("--frames", type=int, default=8, help="frames taken from each video")
+    pack.add_argument("--seed", type=int, default=0)
+    pack.set_defaults(func=_pack)
+
+    visemes = commands.add_parser("visemes", help="the mouth at every video frame of a speech recording: "
+                                                 "open, spread, closed (0..1), as a table or JSON")
+    visemes.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound is used")
+    visemes.add_argument("--fps", type=_positive_float, default=25.0, help="video frames per second (default 25)")
+    visemes.add_argument("--json", action="store_true", help='print {"fps": ..., "frames": [{"t", "open", "spread", '
+                                                            '"closed"}, ...]} instead of a table')
+    visemes.add_argument("--model", help="a VisemePredictor folder (default: the bundled one)")
+    visemes.set_defaults(func=_visemes)
+
+    train_audio = commands.add_parser("train-audio", help="pretrain the audio encoder on many voices to predict the "
+                                                          "mouth (a VisemePredictor, the one train starts from)")
+    train_audio.add_argument("--corpus", help="a speech corpus (dck-talking corpus), augmented as it is drawn")
+    train_audio.add_argument("--pack", help="or a training pack's speech (mels only: level and band augmentation)")
+    train_audio.add_argument("--out", required=True, help="folder for the VisemePredictor")
+    train_audio.add_argument("--start", help="a VisemePredictor folder to continue from")
+    train_audio.add_argument("--steps", type=int, default=20000)
+    train_audio.add_argument("--batch-size", type=int, default=128)
+    train_audio.add_argument("--lr", type=float, default=1e-3)
+    train_audio.add_argument("--window-lead", type=int, default=0,
+                             help="mel steps of sound before the frame in its window (0: the window starts at it)")
+    train_audio.add_argument("--workers", type=int, default=2)
+    train_audio.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    train_audio.add_argument("--seed", type=int, default=0)
+    train_audio.set_defaults(func=_train_audio)
+
+    evaluate_visemes = commands.add_parser("evaluate-visemes", help="predicted mouths against the phones of a "
+                                                                    "corpus's held-out voices, beside a loudness baseline")
+    evaluate_visemes.add_argument("--corpus", required=True, help="a speech corpus folder (dck-talking corpus)")
+    evaluate_visemes.add_argument("--model", help="a VisemePredictor folder (default: the bundled one)")
+    evaluate_visemes.add_argument("--split", default="eval", help="which split's voices (default: eval)")
+    evaluate_visemes.set_defaults(func=_evaluate_visemes)
+
     evaluate = commands.add_parser("evaluate", help="PSNR / SSIM / LMD on held-out pairs, vs the identity baseline")
     evaluate.add_argument("--checkpoint", action="append", required=True, help="[NAME=]folder or repo id (repeatable)")
-    evaluate.add_argument("--data", action="append", required=True, help="held-out prepare/synth folder (repeatable)")
+    evaluate.add_argument("--data", action="append", help="held-out prepare/synth folder (repeatable)")
+    evaluate.add_argument("--pack", help="or pairs rendered from a training pack (see --faces, --speech, --voices)")
+    evaluate.add_argument("--faces", choices=["train", "eval"], default="eval", help="the pack's faces (default: eval)")
+    evaluate.add_argument("--speech", choices=["train", "eval"], default="eval", help="the pack's speech (default: eval)")
+    evaluate.add_argument("--voices", nargs="+", help="only these voices of the pack")
+    evaluate.add_argument("--baseline", action="store_true",
+                          help="add the network-free baseline: the predicted visemes drawn onto each face")
     evaluate.add_argument("--pairs", type=int, default=256)
     evaluate.add_argument("--device")
     evaluate.add_argument("--seed", type=int, default=0)

@@ -36,6 +36,7 @@ class Row:
     ssim: float
     lmd: float
     lmd_change: tuple[float, float, float] | None = None  # LMD minus the first row's: mean, 95% interval
+    sharpness: float = float("nan")  # lower-face sharpness, output over input
 
 
 class _Identity(torch.nn.Module):
@@ -58,7 +59,7 @@ def evaluate(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 
     for i, (name, per_pair) in enumerate(results.items()):
         means = mean_metrics(per_pair)
         rows.append(Row(name, means["psnr"], means["ssim"], means.get("lmd", float("nan")),
-                        None if i == 0 else paired_difference(first, per_pair["lmd"], seed=seed)))
+                        None if i == 0 else paired_difference(first, per_pair["lmd"], seed=seed), means["sharpness"]))
     return rows
 
 
@@ -76,12 +77,13 @@ def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 10_000,
 
 def format_table(rows: list[Row], pairs: int) -> str:
     versus = f"LMD minus {rows[0].name} (95% interval)"
-    lines = [f"{pairs} held-out pairs; LMD in pixels of a 256 crop (lower is better)", "",
-             f"| model | PSNR | SSIM | LMD | {versus} |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = [f"{pairs} held-out pairs; LMD in pixels of a 256 crop (lower is better); sharpness: the lower face's "
+             "variance of the Laplacian, output over input (1 = as sharp)", "",
+             f"| model | PSNR | SSIM | LMD | sharpness | {versus} |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         change = ("" if r.lmd_change is None else "n/a" if np.isnan(r.lmd_change[0])
                   else "{:+.2f} ({:+.2f} to {:+.2f})".format(*r.lmd_change))
-        lines.append(f"| {r.name} | {r.psnr:.2f} | {r.ssim:.3f} | {r.lmd:.2f} | {change} |")
+        lines.append(f"| {r.name} | {r.psnr:.2f} | {r.ssim:.3f} | {r.lmd:.2f} | {r.sharpness:.2f} | {change} |")
     return "\n".join(lines)
 
 
@@ -112,6 +114,75 @@ def delay_sweep(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path,
             envelope = speech_envelope(mel, len(gaps), fps)
             scores[delay] = sync_score(gaps, envelope, max_offset=0).score
     return scores
+
+
+@dataclass
+class LipPhones:
+    """A rendered video's lips against the speech's phones: `ratio`, the mean lip gap at m/b/p
+    mid-frames over that at open vowels (lips that close for bilabials: well under 1); `correlation`
+    of the lip gap with the phones' openness track (`data.visemes.track`) at each audio offset in
+    `curve` (d > 0: the mouth comes d frames late), `peak` where it is highest."""
+
+    ratio: float
+    correlation: float
+    peak: int
+    curve: dict[int, float]
+
+
+def lip_phone_measures(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path, phones: list,
+                       max_offset: int = 5) -> LipPhones:
+    """Render `face` speaking `speech` once and measure its lips (MediaPipe) against `phones`, the
+    speech's phone timings (forced-aligned for a recording)."""
+    from .data.visemes import track
+    from .metrics import phone_frames
+
+    fps = PHOTO_FPS if is_image(face) else float(probe(face).fps)
+    with MouthLandmarks() as landmarks, tempfile.TemporaryDirectory(prefix="dck-phones-") as folder:
+        video = Path(folder) / "video.mp4"
+        pipe.generate(face, speech, video)
+        gaps = np.array([np.nan if (points := landmarks(frame)) is None else lip_gap(points)
+                         for frame in iter_frames(video)])
+    reference = track(phones, len(gaps), fps).openness
+    # sync_score's offset d pairs gap i with reference i + d: a mouth d frames late peaks at -d.
+    result = sync_score(gaps, reference, max_offset)
+    moments = phone_frames(phones, len(gaps), fps)
+    closed, opened = np.nanmean(gaps[moments.bilabial]), np.nanmean(gaps[moments.open_vowel])
+    return LipPhones(float(closed / opened) if opened > 0 else float("nan"), result.score, -result.offset,
+                     {-d: c for d, c in sorted(result.curve.items(), reverse=True)})
+
+
+def held_out_recordings(corpus: str | Path, per_voice: int = 2, min_seconds: float = 3.0) -> list[tuple[str, Path, list]]:
+    """Human recordings of a corpus's eval split whose phones are forced-aligned to a transcript:
+    (voice, audio file, phones), the `per_voice` longest of each voice that last `min_seconds` or more."""
+    from .data.corpus import load_corpus
+
+    data = load_corpus(corpus)
+    chosen = []
+    for voice, info in sorted(data.voices.items()):
+        if info["split"] != "eval" or info["kind"] != "human":
+            continue
+        aligned = sorted((u for u in data.utterances if u.voice == voice and u.phone_source == "forced-alignment"
+                          and u.seconds >= min_seconds), key=lambda u: -u.seconds)
+        chosen += [(voice, u.audio_path, data.phones(u)) for u in aligned[:per_voice]]
+    if not chosen:
+        raise DCKError(f"{corpus}: no held-out human recordings with forced-aligned phones")
+    return chosen
+
+
+def format_lip_phones(results: dict[str, dict[str, LipPhones]]) -> str:
+    """A table of `lip_phone_measures`: a row per face and model, each recording's figures pooled by mean."""
+    lines = ["| face | model | m/b/p gap / open-vowel gap | r with phone openness (offset 0) | peak offset |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for face, by_model in results.items():
+        for model, measures in by_model.items():
+            lines.append(f"| {face} | {model} | {measures.ratio:.2f} | {measures.correlation:.2f} | {measures.peak:+d} |")
+    return "\n".join(lines)
+
+
+def pooled(measures: list[LipPhones]) -> LipPhones:
+    """The mean of several recordings' measures; the peak of the mean curve."""
+    curve = {d: float(np.nanmean([m.curve[d] for m in measures])) for d in measures[0].curve}
+    return LipPhones(float(np.nanmean([m.ratio for m in measures])), curve[0], max(curve, key=curve.get), curve)
 
 
 def _delayed(wav: np.ndarray, samples: int) -> np.ndarray:

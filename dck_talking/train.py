@@ -1,8 +1,12 @@
 """Training loop: the paper's objective (L1 reconstruction x 10 + LSGAN with a PatchGAN), on pairs
-from `dck_talking.data.PairDataset`, with Hugging Face `accelerate` (devices, mixed precision,
+from stored clips (`dck_talking.data.PairDataset`) or rendered on the fly from a training pack
+(`dck_talking.data.rendered.RenderedPairs`), with Hugging Face `accelerate` (devices, mixed precision,
 gradient accumulation, several GPUs: `accelerate launch -m dck_talking.cli train ...` works like a
 plain run). Checkpoints hold the model (`save_pretrained`) and the whole training state, are
 written atomically, and `resume` continues from the last one with the same step and schedule.
+
+A fresh model's audio encoder starts from the bundled `VisemePredictor` (pretrained on many voices
+to tell what the mouth does), unless a Wav2Lip/SyncNet checkpoint or another predictor is given.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +33,7 @@ from tqdm.auto import tqdm
 from .augment import augment_pairs, degrade_audio
 from .errors import DCKError
 from .face import to_uint8
-from .metrics import MouthLandmarks, lmd, psnr, ssim
+from .metrics import MouthLandmarks, lmd, lower_face_sharpness, psnr, ssim
 from .model import PRESETS, DCKTalker
 from .model.discriminator import PatchDiscriminator
 from .model.lip_reader import LipReader, load_lip_reader
@@ -40,8 +44,9 @@ from .model.unet import TalkerOutput
 class TrainConfig:
     """Everything a run depends on; saved as `train_config.json` beside the checkpoints."""
 
-    data: list[str]
+    data: list[str]  # prepare/synth folders; may be empty when `pack` is given
     out: str
+    pack: str | None = None  # a training pack: pairs rendered on the fly (its eval split validates)
     model: str = "compact"  # a preset name, a config.json, or a checkpoint folder to fine-tune
     steps: int = 20000
     batch_size: int = 8
@@ -57,30 +62,65 @@ class TrainConfig:
     augment_audio: bool = False  # random recording level and band limit of the mel windows (other microphones)
     lip_reader: str | None = None  # a LipReader folder: adds the lip-shape loss (not the paper's)
     lip_weight: float = 0.3  # per pixel of lip landmark distance, when `lip_reader` is given
+    flow_weight: float = 0.0  # L1 (pixels) of a "warp" model's flow against the renderer's, near the lips (pack only)
+    gate_weight: float = 0.0  # cross-entropy of a "warp" model's gate against the painted mouth interior (pack only)
     disc_channels: int = 64
     mixed_precision: str = "no"  # "no", "fp16" or "bf16"
     val_data: list[str] = field(default_factory=list)  # held-out folders; empty: hold out pairs of `data`
     val_pairs: int = 64
     val_every: int = 500
+    val_lmd: bool = True  # LMD in validation (MediaPipe on the CPU); off: PSNR and SSIM only
     save_every: int = 1000
     log_every: int = 25
     workers: int = 2
     seed: int = 0
     wav2lip: str | None = None  # a Wav2Lip/SyncNet checkpoint to start the audio encoder from
+    audio_start: str | None = "bundled"  # a VisemePredictor folder for a fresh model's encoder; None: random
     freeze_audio: bool = False
     push_to_hub: str | None = None
     resume: bool = False
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def build_model(spec: str, overrides: dict[str, Any]) -> DCKTalker:
-    """A preset name, a `config.json` (fresh weights) or a checkpoint folder (fine-tuning)."""
-    if spec in PRESETS:
-        return DCKTalker.from_preset(spec, **overrides)
+def build_model(spec: str, overrides: dict[str, Any], audio_start: str | None = None) -> DCKTalker:
+    """A preset name, a `config.json` (fresh weights) or a checkpoint folder (fine-tuning). A fresh
+    model's audio encoder starts from the VisemePredictor `audio_start` ("bundled": the package's),
+    whose window lead it takes over."""
     path = Path(spec)
-    if path.is_file():
-        return DCKTalker(**{**json.loads(path.read_text()), **overrides})
-    return DCKTalker.from_pretrained(spec)
+    if spec not in PRESETS and not path.is_file():
+        return DCKTalker.from_pretrained(spec)
+    predictor = None
+    if audio_start:
+        from .model.viseme_predictor import load_viseme_predictor
+
+        predictor = load_viseme_predictor(None if audio_start == "bundled" else audio_start)
+        overrides = {**overrides, "window_lead": predictor.window_lead}
+    if spec in PRESETS:
+        model = DCKTalker.from_preset(spec, **overrides)
+    else:
+        model = DCKTalker(**{**json.loads(path.read_text()), **overrides})
+    if predictor is not None:
+        model.audio_encoder.load_state_dict(predictor.audio_encoder.state_dict())
+    return model
+
+
+def training_sets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """The training pairs and, when they come from elsewhere, the held-out ones: a pack's items
+    (as many as the run draws) and its eval split, or stored clips and `val_data`."""
+    from .data import PairDataset
+
+    if not config.pack and not config.data:
+        raise DCKError("no training data: give prepare/synth folders (--data) or a training pack (--pack)")
+    window_lead = config.model_overrides.get("window_lead", 0)
+    if config.pack:
+        from .data.rendered import RenderedPairs
+
+        draws = config.steps * config.batch_size * config.grad_accum
+        return (RenderedPairs(config.pack, "train", draws, config.seed, window_lead=window_lead),
+                RenderedPairs(config.pack, "eval", config.val_pairs, config.seed, degrade=False, window_lead=window_lead))
+    window_lead = config.model_overrides.get("window_lead", 0)
+    held_out = PairDataset(config.val_data, seed=config.seed, window_lead=window_lead) if config.val_data else None
+    return PairDataset(config.data, seed=config.seed, window_lead=window_lead), held_out
 
 
 class TrainingState:
@@ -118,16 +158,18 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     from .data import PairDataset
 
     # The inputs first: a wrong folder stops the run before anything is written.
+    set_seed(config.seed)
+    model = build_model(config.model, config.model_overrides, None if config.wav2lip else config.audio_start)
+    config.model_overrides = {**config.model_overrides, "window_lead": model.window_lead}
     if dataset is None:
-        dataset = PairDataset(config.data, seed=config.seed)
-    held_out = PairDataset(config.val_data, seed=config.seed) if config.val_data else None
+        dataset, held_out = training_sets(config)
+    else:
+        held_out = PairDataset(config.val_data, seed=config.seed, window_lead=model.window_lead) if config.val_data else None
     lip_reader = load_lip_reader(config.lip_reader) if config.lip_reader else None
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
                               log_with="tensorboard", project_dir=str(out))
-    set_seed(config.seed)
-    model = build_model(config.model, config.model_overrides)
     if config.wav2lip:
         model.load_wav2lip_audio_encoder(config.wav2lip)
     model.audio_encoder.requires_grad_(not config.freeze_audio)
@@ -170,19 +212,9 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
         if config.augment_audio:
             batch = {**batch, "mel": degrade_audio(batch["mel"], augmenter)}
         with accelerator.accumulate(model, discriminator):
-            result = model(batch["input"], batch["mel"])
-            # Discriminator: real targets -> 1, generated -> 0.
-            loss_d = 0.5 * (lsgan(discriminator(batch["target"]), True)
-                            + lsgan(discriminator(result.output.detach()), False))
-            accelerator.backward(loss_d)
-            opt_d.step()
-            opt_d.zero_grad(set_to_none=True)
-            # Generator: fool the discriminator and reconstruct the target (+ the optional terms).
-            loss_g, parts = generator_loss(config, result, batch, discriminator, lip_reader)
-            accelerator.backward(loss_g)
-            opt_g.step()
-            schedule.step()
-            opt_g.zero_grad(set_to_none=True)
+            result, loss_g, loss_d, parts = adversarial_step(
+                config, model, discriminator, accelerator.unwrap_model(discriminator), (opt_g, opt_d), schedule, batch,
+                accelerator.backward, lip_reader)
         if not accelerator.sync_gradients:
             continue
         state.step += 1
@@ -193,7 +225,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
             accelerator.log(logs, step=state.step)
             bar.set_postfix(rec=f"{logs['loss/reconstruction']:.4f}", d=f"{loss_d.item():.3f}")
         if len(val_set) and (state.step % config.val_every == 0 or state.step == config.steps):
-            metrics = validate(accelerator.unwrap_model(model), val_loader, accelerator.device, landmarks=True)
+            metrics = validate(accelerator.unwrap_model(model), val_loader, accelerator.device, landmarks=config.val_lmd)
             accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=state.step)
             log_samples(accelerator, result, batch, state.step)
         if state.step % config.save_every == 0 or state.step == config.steps:
@@ -203,6 +235,33 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     if config.push_to_hub and accelerator.is_main_process:
         push_to_hub(accelerator.unwrap_model(model), config.push_to_hub, metrics)
     return metrics
+
+
+def adversarial_step(config: TrainConfig, model: torch.nn.Module, discriminator: torch.nn.Module,
+                     critic: torch.nn.Module, optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+                     schedule: Any, batch: dict[str, torch.Tensor], backward: Callable[[torch.Tensor], None],
+                     lip_reader: LipReader | None = None) -> tuple[TalkerOutput, torch.Tensor, torch.Tensor, dict]:
+    """One step of both players: the discriminator learns real targets -> 1 and generated frames -> 0,
+    then the generator learns to fool it and to reconstruct the target. `critic` is the discriminator
+    itself (unwrapped from any data-parallel wrapper): it judges the generator with its weights frozen,
+    so the generator's objective never trains it. Returns (result, generator loss, discriminator loss,
+    the generator loss's parts)."""
+    opt_g, opt_d = optimizers
+    result = model(batch["input"], batch["mel"])
+    loss_d = 0.5 * (lsgan(discriminator(batch["target"]), True) + lsgan(discriminator(result.output.detach()), False))
+    backward(loss_d)
+    opt_d.step()
+    opt_d.zero_grad(set_to_none=True)
+    critic.requires_grad_(False)
+    try:
+        loss_g, parts = generator_loss(config, result, batch, critic, lip_reader)
+        backward(loss_g)
+    finally:
+        critic.requires_grad_(True)
+    opt_g.step()
+    schedule.step()
+    opt_g.zero_grad(set_to_none=True)
+    return result, loss_g, loss_d, parts
 
 
 def generator_loss(config: TrainConfig, result: TalkerOutput, batch: dict[str, torch.Tensor],
@@ -234,6 +293,15 @@ def generator_loss(config: TrainConfig, result: TalkerOutput, batch: dict[str, t
     if config.mask_weight:
         parts["mask"] = result.alpha.mean()
         total = total + config.mask_weight * parts["mask"]
+    if config.flow_weight and result.flow is not None:
+        # Near the lips, where the renderer's flow holds (not the painted interior).
+        weight = batch["flow_valid"] * mouth_box(batch["lips"], result.output.shape[-1])
+        parts["flow"] = ((result.flow.float() - batch["flow"]).abs() * weight).sum() / (2 * weight.sum()).clamp(min=1)
+        total = total + config.flow_weight * parts["flow"]
+    if config.gate_weight and result.gate is not None:
+        gate, painted = result.gate.float().clamp(1e-5, 1 - 1e-5), batch["painted"]
+        parts["gate"] = -(painted * gate.log() + (1 - painted) * (1 - gate).log()).mean()
+        total = total + config.gate_weight * parts["gate"]
     return total, parts
 
 
@@ -259,12 +327,13 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
 @torch.no_grad()
 def pair_metrics(model: DCKTalker, loader: DataLoader, device: torch.device,
                  landmarks: bool = False) -> dict[str, np.ndarray]:
-    """PSNR / SSIM (and LMD when `landmarks`) of every held-out pair, in the loader's order. LMD is
+    """PSNR / SSIM / lower-face sharpness against the input (and LMD when `landmarks`) of every held-out
+    pair, in the loader's order. LMD is
     NaN where MediaPipe finds no mouth in the output or the target, so the arrays of two models run on
     the same loader stay aligned pair by pair."""
     was_training = model.training
     model.eval()
-    totals: dict[str, list[float]] = {"psnr": [], "ssim": []}
+    totals: dict[str, list[float]] = {"psnr": [], "ssim": [], "sharpness": []}
     detector = MouthLandmarks() if landmarks else None
     try:
         for batch in loader:
@@ -272,6 +341,7 @@ def pair_metrics(model: DCKTalker, loader: DataLoader, device: torch.device,
             target = batch["target"].to(device)
             totals["psnr"] += psnr(output, target).tolist()
             totals["ssim"] += ssim(output, target).tolist()
+            totals["sharpness"] += lower_face_sharpness(output, batch["input"].to(device), batch["lips"].to(device)).tolist()
             if detector is not None:
                 totals.setdefault("lmd", []).extend(_lmd_batch(detector, output, target))
     finally:

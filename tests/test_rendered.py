@@ -109,3 +109,12 @@ def test_splits_and_errors(pack, tmp_path):
         Pack.load(tmp_path)
     with pytest.raises(ValueError, match="no test identities or speech"):
         RenderedPairs(pack, split="test")
+
+
+def test_faces_and_speech_are_chosen_apart(pack):
+    seen_faces_new_voice = RenderedPairs(pack, split="train", speech_split="eval", length=2)
+    assert {i["id"] for i in seen_faces_new_voice.identities} == {"a", "c", "morph-0"}
+    assert list(seen_faces_new_voice.utterances) == [2]
+    assert list(RenderedPairs(pack, voices=["voice1"], length=2).utterances) == [1]
+    with pytest.raises(ValueError, match="no train identities or speech"):
+        RenderedPairs(pack, voices=["nobody"])

@@ -35,7 +35,7 @@ class MouthPairs(Dataset):
 def config(tmp_path, **changes) -> TrainConfig:
     base = dict(data=["in-memory"], out=str(tmp_path / "run"), model=str(tmp_path / "config.json"), steps=40,
                 batch_size=8, lr=3e-3, lr_discriminator=1e-3, warmup=1, disc_channels=8, val_pairs=8, val_every=20,
-                save_every=20, log_every=5, workers=0)
+                save_every=20, log_every=5, workers=0, audio_start=None)
     (tmp_path / "config.json").write_text(json.dumps(TINY))
     return TrainConfig(**{**base, **changes})
 
@@ -53,7 +53,7 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
     torch.manual_seed(0)
     before = reconstruction_loss(DCKTalker(**TINY), data)
     metrics = train(config(tmp_path, steps=20), dataset=data)
-    assert set(metrics) == {"psnr", "ssim"}
+    assert set(metrics) == {"psnr", "ssim", "sharpness"}
 
     checkpoints = tmp_path / "run" / "checkpoints"
     first = latest_checkpoint(checkpoints)
@@ -132,8 +132,8 @@ def test_cli_train_and_evaluate_on_clip_folders(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", f"mine={model}", "--data", str(tmp_path / "data"), "--pairs", "8"]) == 0
     table = capsys.readouterr().out
     assert "| LMD minus mine (95% interval) |" in table
-    # noise faces have no mouth for MediaPipe: no LMD, and no change to report
-    assert "| mine | " in table and table.rstrip().endswith("| nan | n/a |")
+    # noise faces have no mouth for MediaPipe: no LMD, and no change to report; the input frame is as sharp as itself
+    assert "| mine | " in table and table.rstrip().endswith("| nan | 1.00 | n/a |")
 
 
 def test_paired_difference_is_the_mean_change_with_an_interval_around_it():
@@ -236,3 +236,79 @@ def test_save_model_that_fails_leaves_the_old_folder_and_nothing_else(tmp_path, 
         save_model(model, tmp_path / "model")
     assert list(tmp_path.iterdir()) == [tmp_path / "model"]
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
+
+
+def test_the_generators_objective_does_not_train_the_discriminator():
+    """After a step the discriminator holds no gradient: its update came from its own loss alone."""
+    from dck_talking.model.discriminator import PatchDiscriminator
+    from dck_talking.train import adversarial_step
+
+    torch.manual_seed(0)
+    model, discriminator = DCKTalker(**TINY), PatchDiscriminator(8)
+    data = MouthPairs(4)
+    batch = {key: torch.stack([data[i][key] for i in range(4)]) for key in data[0]}
+    steps = {}
+
+    class Recording(torch.optim.SGD):
+        def step(self, closure=None):
+            steps["grads"] = [p.grad.clone() for p in discriminator.parameters()]
+            return super().step(closure)
+
+    opt_d = Recording(discriminator.parameters(), lr=0.0)
+    opt_g = torch.optim.SGD(model.parameters(), lr=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda step: 1.0)
+    result, *_ = adversarial_step(TrainConfig(data=[], out=""), model, discriminator, discriminator,
+                                  (opt_g, opt_d), schedule, batch, torch.Tensor.backward)
+    assert all(p.grad is None for p in discriminator.parameters())
+    assert all(p.requires_grad for p in discriminator.parameters())
+    # What the discriminator stepped with is the gradient of its own loss.
+    from dck_talking.train import lsgan
+
+    loss_d = 0.5 * (lsgan(discriminator(batch["target"]), True) + lsgan(discriminator(result.output.detach()), False))
+    for recorded, expected in zip(steps["grads"], torch.autograd.grad(loss_d, list(discriminator.parameters()))):
+        torch.testing.assert_close(recorded, expected)
+
+
+def test_flow_and_gate_terms_follow_the_renderers_labels():
+    from dck_talking.model.discriminator import PatchDiscriminator
+    from dck_talking.model.unet import TalkerOutput
+    from dck_talking.train import generator_loss
+
+    torch.manual_seed(0)
+    size = 64
+    frames = torch.rand(2, 3, size, size)
+    flow = torch.zeros(2, 2, size, size)
+    flow[:, 1, 30:40, 20:44] = 3.0
+    painted = torch.zeros(2, 1, size, size)
+    painted[:, :, 32:36, 26:38] = 1.0
+    lips = torch.tensor([[24.0, 32.0], [40.0, 36.0]]).repeat(20, 1).expand(2, 40, 2)
+    batch = {"target": frames, "lips": lips, "flow": flow, "flow_valid": 1 - painted, "painted": painted}
+    config = TrainConfig(data=[], out="", flow_weight=1.0, gate_weight=1.0)
+
+    def parts(predicted_flow, gate):
+        result = TalkerOutput(frames, torch.zeros(2, 1, size, size), frames, predicted_flow, gate)
+        return generator_loss(config, result, batch, PatchDiscriminator(8))[1]
+
+    right = parts(flow.clone(), painted.clamp(0.01, 0.99))
+    wrong = parts(torch.zeros_like(flow), 1 - painted.clamp(0.01, 0.99))
+    assert right["flow"] == 0 and wrong["flow"] > 0.1
+    assert right["gate"] < 0.02 < 1 < wrong["gate"]
+    image = TalkerOutput(frames, torch.zeros(2, 1, size, size), frames)  # an "image" model has neither term
+    assert not {"flow", "gate"} & set(generator_loss(config, image, batch, PatchDiscriminator(8))[1])
+
+
+def test_cli_trains_a_warp_model_on_pairs_rendered_from_a_pack(pack, tmp_path, capsys):
+    from dck_talking.cli import main
+
+    (tmp_path / "config.json").write_text(json.dumps({**TINY, "image_size": 256}))
+    code = main(["train", "--pack", str(pack.root), "--config", str(tmp_path / "config.json"), "--motion", "warp",
+                 "--flow-weight", "1", "--gate-weight", "1", "--out", str(tmp_path / "run"), "--steps", "2",
+                 "--batch-size", "2", "--workers", "0", "--val-every", "2", "--no-val-lmd"])
+    assert code == 0, capsys.readouterr().err
+    assert "validation: psnr" in capsys.readouterr().out
+    model = DCKTalker.from_pretrained(latest_checkpoint(tmp_path / "run" / "checkpoints") / "model")
+    assert model.unet.motion == "warp" and model.image_size == 256
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["pack"] == str(pack.root) and saved["model_overrides"]["motion"] == "warp"
+    code = main(["train", "--out", str(tmp_path / "run2"), "--steps", "1"])
+    assert code == 2 and "no training data" in capsys.readouterr().err

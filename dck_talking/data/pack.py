@@ -282,6 +282,7 @@ class Pack:
     offsets: np.ndarray
     voice: np.ndarray
     train: np.ndarray
+    voice_names: list[str]
 
     @classmethod
     def load(cls, root: str | Path) -> Pack:
@@ -293,7 +294,8 @@ class Pack:
         landmarks = np.load(root / "landmarks.npy") if faces else np.zeros((0, 478, 2), np.float32)
         with np.load(root / "speech.npz") as speech:
             arrays = {key: speech[key] for key in ("mel", "track", "offsets", "voice", "train")}
-        return cls(root, int(faces.get("size", 256)), faces.get("identities", []), landmarks, **arrays)
+        names = json.loads((root / "speech.json").read_text())["voices"]
+        return cls(root, int(faces.get("size", 256)), faces.get("identities", []), landmarks, **arrays, voice_names=names)
 
     def image(self, frame: int) -> np.ndarray:
         """Pack image of frame `frame`, RGB uint8."""

@@ -37,19 +37,24 @@ RIGS_PER_WORKER = 256
 
 
 class RenderedPairs(Dataset):
-    """Pairs of a pack's `split` ("train" or "eval": its identities and its voices), `length` items
-    long (any number: items are drawn, not stored). `window_lead` is how many mel steps of sound
-    before the frame its window holds (0: the window starts at the frame, as `audio.window_starts`);
-    `degrade=False` leaves out the colour, mirroring and degradations (for measurements)."""
+    """Pairs of a pack's `split` ("train" or "eval": its identities and its voices; `speech_split` and
+    `voices` choose the speech apart from the faces), `length` items long (any number: items are
+    drawn, not stored). `window_lead` is how many mel steps of sound before the frame its window holds
+    (0: the window starts at the frame, as `audio.window_starts`); `degrade=False` leaves out the
+    colour, mirroring and degradations (for measurements)."""
 
     def __init__(self, pack: Pack | str, split: str = "train", length: int = 1_000_000, seed: int = 0,
-                 degrade: bool = True, window_lead: int = 0) -> None:
+                 degrade: bool = True, window_lead: int = 0, speech_split: str | None = None,
+                 voices: list[str] | None = None) -> None:
         self.pack = pack if isinstance(pack, Pack) else Pack.load(pack)
         self.size = self.pack.size
         self.split, self.length, self.seed, self.degrade, self.window_lead = split, length, seed, degrade, window_lead
         self.identities = [i for i in self.pack.identities if i["split"] == split]
-        train = split == "train"
-        self.utterances = np.flatnonzero(self.pack.train == train)
+        keep = self.pack.train == ((speech_split or split) == "train")
+        if voices is not None:
+            names = self.pack.voice_names
+            keep &= np.isin(self.pack.voice, [names.index(v) for v in voices if v in names])
+        self.utterances = np.flatnonzero(keep)
         lengths = np.diff(self.pack.offsets)[self.utterances] - WINDOW
         if not self.identities or not len(self.utterances) or (lengths <= 0).all():
             raise ValueError(f"{self.pack.root}: the pack has no {split} identities or speech")
