@@ -3,7 +3,8 @@
     python recipes/train_together.py --pack PACK --out OUT --minutes 6 [--audio-minutes 1.5]
 
 1. (`--audio-minutes`) The audio side: a VisemePredictor trained on the pack's speech (mels, level and band
-   augmentation), or `--visemes DIR` to start from one trained elsewhere (the bundled one by default).
+   augmentation; written as OUT/visemes.safetensors, fp16), or `--visemes DIR` to start from one trained
+   elsewhere (the bundled one by default).
 2. The face side: every variant (`VARIANTS`) takes one step on each batch, so all of them see the same pairs
    in the same order for the same number of steps, from the same audio encoder: same data, same budget, same
    start. Pairs are rendered on the fly by the CPU's DataLoader workers (`RenderedPairs`), once per batch.
@@ -57,14 +58,31 @@ class Log:
         self.file.flush()
 
 
-def train_audio(pack: str, out: Path, minutes: float, device: str, workers: int, log: Log) -> Path:
+def train_audio(pack: str, work: Path, out: Path, minutes: float, lead: int, device: str, workers: int,
+                log: Log) -> Path:
+    """A VisemePredictor trained on the pack's speech for `minutes`: its folder (in `work`), and its fp16
+    weights in OUT/visemes.safetensors."""
     from dck_talking.train_audio import PackWindows, train_viseme_predictor
 
-    folder = out / "visemes"
-    result = train_viseme_predictor(PackWindows(pack), folder, steps=int(minutes * 60 * 25), batch_size=512, lr=2e-3,
-                                    workers=workers, device=device, minutes=minutes)
+    folder = work / "visemes"
+    result = train_viseme_predictor(PackWindows(pack, window_lead=lead), folder, steps=int(minutes * 60 * 30),
+                                    batch_size=512, lr=2e-3, workers=workers, window_lead=lead, device=device,
+                                    minutes=minutes)
     log("audio:", json.dumps(result))
+    save_fp16(torch.nn.Module.state_dict(_load_predictor(folder)), out / "visemes.safetensors")
     return folder
+
+
+def _load_predictor(folder: Path) -> torch.nn.Module:
+    from dck_talking.model.viseme_predictor import load_viseme_predictor
+
+    return load_viseme_predictor(folder)
+
+
+def save_fp16(state: dict[str, torch.Tensor], path: Path) -> None:
+    """A state dict as safetensors with its floating tensors in fp16 (counters stay integers)."""
+    save_file({k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu() for k, v in state.items()},
+              str(path))
 
 
 class Run:
@@ -120,6 +138,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0, help="wall time of the face side")
     parser.add_argument("--audio-minutes", type=float, default=0.0, help="train the audio side first, this long")
     parser.add_argument("--visemes", default="bundled", help="VisemePredictor to start from when not trained here")
+    parser.add_argument("--window-lead", type=int, default=8, help="the window lead of a predictor trained here")
+    parser.add_argument("--work", default="/tmp/dck-work", help="folder for what does not come back")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -134,7 +154,8 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     visemes = args.visemes
     if args.audio_minutes:
-        visemes = str(train_audio(args.pack, out, args.audio_minutes, args.device, args.workers, log))
+        visemes = str(train_audio(args.pack, Path(args.work), out, args.audio_minutes, args.window_lead, args.device,
+                                  args.workers, log))
     runs = [Run(name, visemes, args.lr, args.device, args.seed) for name in args.variants]
     for run in runs:
         log(run.name, f"{sum(p.numel() for p in run.model.parameters()) / 1e6:.2f}M parameters")
@@ -176,10 +197,8 @@ def main() -> None:
         log(run.name, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
         configs[run.name] = {"config": run.model._hub_mixin_config, "metrics": metrics, "steps": step,
                              "batch_size": args.batch_size, "frozen_audio": VARIANTS[run.name][3]}
-        weights = {k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu()
-                   for k, v in run.model.state_dict().items()}
         if run.name != "paper":  # the paper preset's 130 MB of fp16 weights stay behind; its figures come back
-            save_file(weights, str(out / f"{run.name}.safetensors"))
+            save_fp16(run.model.state_dict(), out / f"{run.name}.safetensors")
     (out / "configs.json").write_text(json.dumps(configs, indent=1, default=str))
 
 

@@ -32,7 +32,7 @@ from . import visemes
 from .phones import Phone
 
 MARGIN = 1.5  # a pack image shows MARGIN x the crop's field, so head motion never reaches its edge
-JPEG_QUALITY = 92
+JPEG_QUALITY = 88
 MESH = 468  # landmarks used for morphing (the iris points are left out)
 
 
@@ -230,34 +230,38 @@ def faceset_sources(faceset: str | Path) -> list[FaceSource]:
     return sources
 
 
-def corpus_speech(corpus: str | Path, hours: float, seed: int = 0, augmented: float = 0.5) -> Iterable[SpeechItem]:
+def corpus_speech(corpus: str | Path, hours: float, seed: int = 0, augmented: float = 0.5,
+                  held_per_voice: int = 1) -> Iterable[SpeechItem]:
     """Utterances of a speech corpus (`dck-talking corpus`) for a pack: about `hours` of its training
-    voices, drawn in turn from every voice so that each one is heard, and all of its eval voices;
-    `augmented` of the training utterances are made into other voices first (`voice_augment`)."""
+    voices, drawn in turn from every voice so that each one is heard, `augmented` of them made into
+    other voices first (`voice_augment`); then, held out of training (`train=False`), every utterance
+    of its eval voices and `held_per_voice` unheard utterances of each training voice (a voice the
+    model knows saying something new)."""
     from .corpus import load_corpus
     from .voice_augment import augment
 
     data = load_corpus(corpus)
     rng = np.random.default_rng(seed)
-    by_voice: dict[str, list] = {}
+    queues: dict[str, list] = {}
     for utterance in data.utterances:
-        by_voice.setdefault(utterance.voice, []).append(utterance)
-    queues = {voice: [items[i] for i in rng.permutation(len(items))] for voice, items in sorted(by_voice.items())}
+        if utterance.split == "train":
+            queues.setdefault(utterance.voice, []).append(utterance)
+    queues = {voice: [items[i] for i in rng.permutation(len(items))] for voice, items in sorted(queues.items())}
+    held = [u for queue in queues.values() for u in queue[:held_per_voice]]
+    queues = {voice: queue[held_per_voice:] for voice, queue in queues.items()}
     chosen, seconds = [], 0.0
     while seconds < hours * 3600 and any(queues.values()):
-        for voice, queue in queues.items():
-            if queue and queue[0].split == "train" and seconds < hours * 3600:
+        for queue in queues.values():
+            if queue and seconds < hours * 3600:
                 chosen.append(queue.pop(0))
                 seconds += chosen[-1].seconds
-            elif queue and queue[0].split != "train":
-                queue.clear()
-    chosen += [u for u in data.utterances if u.split != "train"]
     for utterance in chosen:
         wav, phones = data.audio(utterance), data.phones(utterance)
-        train = utterance.split == "train"
-        if train and rng.random() < augmented:
+        if rng.random() < augmented:
             wav, phones = augment(wav, phones, rng)
-        yield SpeechItem(utterance.id, utterance.voice, wav, phones, train)
+        yield SpeechItem(utterance.id, utterance.voice, wav, phones, True)
+    for utterance in held + [u for u in data.utterances if u.split != "train"]:
+        yield SpeechItem(utterance.id, utterance.voice, data.audio(utterance), data.phones(utterance), False)
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
