@@ -47,10 +47,17 @@ def _mel_basis() -> np.ndarray:
 
 @functools.cache
 def mel_band_hz() -> np.ndarray:
-    """(80,) centre frequency of each mel band, in Hz."""
-    import librosa
+    """(80,) centre frequency of each mel band, in Hz: points evenly spaced on the Slaney mel scale
+    (linear below 1 kHz, logarithmic above, as librosa's filters use), without the two edges. Plain
+    arithmetic, so code that only reads stored mels needs no audio library."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, log_step = min_log_hz / f_sp, np.log(6.4) / 27.0
 
-    return librosa.mel_frequencies(N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
+    def to_mel(hz: float) -> float:
+        return hz / f_sp if hz < min_log_hz else min_log_mel + np.log(hz / min_log_hz) / log_step
+
+    mels = np.linspace(to_mel(FMIN), to_mel(FMAX), N_MELS + 2)[1:-1]
+    return np.where(mels < min_log_mel, mels * f_sp, min_log_hz * np.exp(log_step * (mels - min_log_mel)))
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -156,6 +156,7 @@ def forever(loader: DataLoader):
 def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, float]:
     """Run (or resume) a training run; returns the last validation metrics."""
     from .data import PairDataset
+    from .data.rendered import worker_init
 
     # The inputs first: a wrong folder stops the run before anything is written.
     set_seed(config.seed)
@@ -185,7 +186,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> dict[str, floa
     if len(train_set) == 0:
         raise DCKError(f"{', '.join(config.data)}: no training pairs found")
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) >= config.batch_size,
-                        num_workers=config.workers, persistent_workers=config.workers > 0)
+                        num_workers=config.workers, persistent_workers=config.workers > 0,
+                        worker_init_fn=worker_init if config.pack else None)
     val_loader = DataLoader(val_set, batch_size=config.batch_size, num_workers=0)
     opt_g = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.lr_discriminator, betas=(0.5, 0.999))

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 from dck_talking.augment import degrade_audio
-from dck_talking.data.rendered import RenderedPairs
+from dck_talking.data.rendered import RenderedPairs, worker_init
 from dck_talking.metrics import psnr, ssim
 from dck_talking.model.discriminator import PatchDiscriminator
 from dck_talking.train import TrainConfig, adversarial_step, build_model, mouth_box
@@ -45,6 +45,7 @@ VARIANTS: dict[str, tuple[str, dict, dict, bool]] = {
     "paper": ("paper", {}, {}, False),
 }
 WARMUP = 200
+RESERVE = 1.5  # minutes kept for measuring and saving before --deadline
 
 
 class Log:
@@ -136,6 +137,8 @@ def main() -> None:
     parser.add_argument("--pack", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--minutes", type=float, default=6.0, help="wall time of the face side")
+    parser.add_argument("--deadline", type=float, help="minutes from the start by which everything must be written: "
+                                                       "the face side stops early enough (RESERVE) to measure and save")
     parser.add_argument("--audio-minutes", type=float, default=0.0, help="train the audio side first, this long")
     parser.add_argument("--visemes", default="bundled", help="VisemePredictor to start from when not trained here")
     parser.add_argument("--window-lead", type=int, default=8, help="the window lead of a predictor trained here")
@@ -148,6 +151,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    started = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = Log(out / "log.txt")
@@ -161,11 +165,14 @@ def main() -> None:
         log(run.name, f"{sum(p.numel() for p in run.model.parameters()) / 1e6:.2f}M parameters")
     pairs = RenderedPairs(args.pack, "train", 10**8, args.seed, window_lead=runs[0].model.window_lead)
     loader = DataLoader(pairs, batch_size=args.batch_size, num_workers=args.workers, pin_memory=True,
-                        persistent_workers=True, prefetch_factor=4, drop_last=True)
+                        persistent_workers=True, prefetch_factor=4, drop_last=True, worker_init_fn=worker_init)
     held = DataLoader(RenderedPairs(args.pack, "eval", args.val_pairs, args.seed, degrade=False,
                                     window_lead=runs[0].model.window_lead), batch_size=args.batch_size, num_workers=2)
     generator = torch.Generator().manual_seed(args.seed)
     began = time.time()
+    if args.deadline:
+        args.minutes = min(args.minutes, args.deadline - RESERVE - (began - started) / 60)
+        log(f"face side: {args.minutes:.2f} min")
     waited = stepped = 0.0
     step = 0
     batches = iter(loader)

@@ -125,6 +125,11 @@ class RenderedPairs(Dataset):
                 "painted": torch.from_numpy(np.ascontiguousarray(painted))[None]}
 
 
+def worker_init(_: int) -> None:
+    """For DataLoader workers: one OpenCV thread each (the workers are the parallelism)."""
+    cv2.setNumThreads(1)
+
+
 def posed_crop(image: np.ndarray, landmarks: np.ndarray, size: int, rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray]:
     """The face of a pack image turned to a random head pose and a slightly different face shape
