@@ -1,8 +1,13 @@
 """Throughput benchmarks, printed as tables: the model alone (ms/frame and frames/s per preset,
-batch size and dtype) and the whole pipeline (frames/s and the time of each stage)."""
+batch size and dtype) and the whole pipeline (frames/s and the time of each stage).
+
+The model benchmark needs only torch and the model's own packages (a GPU machine without PyAV,
+soundfile, librosa or mediapipe runs it): media and face code load inside the pipeline benchmark.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 import time
@@ -10,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -102,16 +106,16 @@ def device_name(device: str) -> str:
     return device
 
 
-
 @dataclass
 class PipelineRow:
     resolution: str
     frames: int
     fps: float
     stage_ms: dict[str, float]
+    output_kb: float
 
 
-STAGES = ("decode", "detect", "crop", "model", "paste", "encode")
+STAGES = ("decode", "track", "crop", "model", "paste", "encode")
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
 
 
@@ -142,13 +146,28 @@ def make_talking_head_video(path: Path, width: int, height: int, n_frames: int, 
     return path
 
 
+@functools.cache
+def pipeline_model(preset: str) -> tuple[DCKTalker, str]:
+    """The model the pipeline benchmark runs, and its name: the bundled default model where it has
+    the preset's shape (its trained attention mask decides how much of each frame is pasted), else
+    the preset with fresh weights."""
+    fresh = DCKTalker.from_preset(preset)
+    bundled = DCKTalker.from_pretrained()
+    shapes = [p.shape for p in fresh.state_dict().values()]
+    if shapes == [p.shape for p in bundled.state_dict().values()]:
+        return bundled, f"the bundled default model ({preset})"
+    return fresh, f"{preset}, random weights"
+
+
 def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: str, batch: int) -> list[PipelineRow]:
     """End-to-end frames/s of `TalkingFacePipeline` on made-up talking-head videos, with the time of
-    each stage (stages overlap: decoding runs in its own thread)."""
+    each stage (stages overlap: decoding + tracking and encoding run in their own threads)."""
+    import soundfile as sf
+
     from .audio import load_audio
     from .pipeline import TalkingFacePipeline
 
-    pipe = TalkingFacePipeline(DCKTalker.from_preset(preset), device=device, batch_size=batch)
+    pipe = TalkingFacePipeline(pipeline_model(preset)[0], device=device, batch_size=batch)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         speech = load_audio(SPEECH)
@@ -158,19 +177,24 @@ def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: st
         for name in resolutions:
             width, height = RESOLUTIONS[name]
             video = make_talking_head_video(Path(folder) / f"{name}.mp4", width, height, n_frames)
-            summary = pipe.generate(video, audio, Path(folder) / f"out-{name}.mp4")
+            output = Path(folder) / f"out-{name}.mp4"
+            summary = pipe.generate(video, audio, output)
             stage_ms = {stage: summary.stage_seconds.get(stage, 0.0) * 1000 / summary.frames for stage in STAGES}
-            rows.append(PipelineRow(f"{name} ({width}x{height})", summary.frames, summary.fps_achieved, stage_ms))
+            rows.append(PipelineRow(f"{name} ({width}x{height})", summary.frames, summary.fps_achieved, stage_ms,
+                                    output.stat().st_size / 1000))
     return rows
 
 
 def format_pipeline_table(rows: list[PipelineRow], preset: str, device: str) -> str:
-    """A Markdown table: end-to-end frames/s and ms/frame per stage."""
-    lines = [f"pipeline, preset {preset}, device: {device_name(device)}, {torch.get_num_threads()} threads "
+    """A Markdown table: end-to-end frames/s, ms/frame per stage and the output's size."""
+    from .video import VideoWriter
+
+    lines = [f"pipeline, model: {pipeline_model(preset)[1]}, device: {device_name(device)}, "
+             f"{torch.get_num_threads()} threads, x264 preset {VideoWriter.PRESET} crf {VideoWriter.CRF} "
              "(ms/frame per stage; decoding + tracking and encoding run in their own threads, so stages overlap)", "",
-             "| input | frames | frames/s | " + " | ".join(f"{s} ms" for s in STAGES) + " |",
-             "| --- | ---: | ---: | " + " | ".join("---:" for _ in STAGES) + " |"]
+             "| input | frames | frames/s | " + " | ".join(f"{s} ms" for s in STAGES) + " | output kB |",
+             "| --- | ---: | ---: | " + " | ".join("---:" for _ in STAGES) + " | ---: |"]
     for r in rows:
         lines.append(f"| {r.resolution} | {r.frames} | {r.fps:.1f} | "
-                     + " | ".join(f"{r.stage_ms[s]:.1f}" for s in STAGES) + " |")
+                     + " | ".join(f"{r.stage_ms[s]:.1f}" for s in STAGES) + f" | {r.output_kb:.0f} |")
     return "\n".join(lines)

@@ -35,6 +35,20 @@ def _generate(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _faces(args: argparse.Namespace) -> None:
+    from .pipeline import find_faces
+
+    found = find_faces(args.file, photo_size=args.photo_size or None)
+    print(found)
+    if args.out:
+        from .face import draw_faces, save_picture
+
+        save_picture(args.out, draw_faces(found.image, found.faces))
+        print(f"numbered boxes: {args.out}")
+    if not found.faces:
+        raise DCKError(f"{args.file}: no face found" + ("" if found.fps == 0 else " in any frame"))
+
+
 def _prepare(args: argparse.Namespace) -> None:
     from .data.prepare import prepare
 
@@ -96,10 +110,11 @@ def _pack(args: argparse.Namespace) -> None:
     from .data.pack import corpus_speech, faceset_sources, write_faces, write_speech
 
     out = Path(args.out)
-    faces = write_faces(faceset_sources(args.faces), out, morphs=args.morphs, seed=args.seed, max_frames=args.frames)
-    print(f"{out}: {faces['identities']} identities ({args.morphs} of them morphs), {faces['frames']} frames")
-    for line in faces["left_out"]:
-        print(f"  left out {line}")
+    if args.faces:
+        faces = write_faces(faceset_sources(args.faces), out, morphs=args.morphs, seed=args.seed, max_frames=args.frames)
+        print(f"{out}: {faces['identities']} identities ({args.morphs} of them morphs), {faces['frames']} frames")
+        for line in faces["left_out"]:
+            print(f"  left out {line}")
     speech = write_speech(corpus_speech(args.corpus, args.hours, args.seed, args.augmented), out)
     print(f"{out}: {speech['utterances']} utterances of {speech['voices']} voices, {speech['hours']:.2f} h")
 
@@ -243,6 +258,17 @@ def _pixels_or_zero(text: str) -> int:
     return value
 
 
+def _index(text: str) -> int:
+    """argparse type: an index, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive whole number, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -316,12 +342,22 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     generate.add_argument("--length", default="pingpong", choices=POLICIES,
                           help="how a video shorter than the audio is extended (default: pingpong)")
-    generate.add_argument("--face-index", type=int, default=0, help="which face when there are several, 0 = largest")
+    generate.add_argument("--face-index", type=_index, default=0,
+                          help="which face when there are several: 0 = the largest (`dck-talking faces FILE` "
+                               "numbers them)")
     generate.add_argument("--batch-size", type=int, default=8)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
     generate.add_argument("--photo-size", type=_pixels_or_zero, default=PHOTO_SIZE,
                           help="a photo larger than this many pixels on its long side is scaled down to it (0: keep)")
     generate.set_defaults(func=_generate)
+
+    faces = commands.add_parser("faces", help="list the faces in a photo or video, largest first (the numbers "
+                                              "--face-index takes), and draw them numbered")
+    faces.add_argument("file", help="face photo or video (a video: its first frame with a face, which sets the choice)")
+    faces.add_argument("--out", help="write the picture with numbered boxes here (.png or .jpg)")
+    faces.add_argument("--photo-size", type=_pixels_or_zero, default=PHOTO_SIZE,
+                       help="as for generate: a larger photo is scaled down to this many pixels first (0: keep)")
+    faces.set_defaults(func=_faces)
 
     app = commands.add_parser("app", help="serve the Gradio web demo (the Hugging Face Space) on this machine")
     app.add_argument("--checkpoint", help="checkpoint folder or Hugging Face Hub repo id "
@@ -453,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pack = commands.add_parser("pack", help="a training pack for train --pack: aligned faces of a face set and "
                                             "the mels and mouth tracks of a speech corpus, small enough to carry")
-    pack.add_argument("--faces", required=True, help="a face set (dck-talking faceset)")
+    pack.add_argument("--faces", help="a face set (dck-talking faceset); without it the pack holds speech only "
+                                       "(for train-audio --pack)")
     pack.add_argument("--corpus", required=True, help="a speech corpus (dck-talking corpus)")
     pack.add_argument("--out", required=True, help="the pack's folder")
     pack.add_argument("--hours", type=float, default=1.0, help="hours of training speech (every eval voice is added)")
@@ -516,12 +553,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except DCKError as exc:
+        _close_progress_bars()
         print(f"dck-talking: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("dck-talking: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars a stopped command left open, so the message starts on a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -3,12 +3,16 @@
 reader (frames at a constant rate) -> face tracker (crop transforms) -> crop to the model size ->
 batch on the device -> DCKTalker -> paste the motion image back under its attention mask ->
 writer (H.264 + AAC). The audio is turned into mel windows once up front; frames flow through in
-batches, so memory does not grow with the length of the video.
+batches, so memory does not grow with the length of the video. Crops are cut and pasted on the CPU
+with OpenCV, so only 256x256 crops travel to the model's device and back.
+
+Media I/O (PyAV) is imported on first use: this module also serves the model-only benchmark.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -24,11 +28,9 @@ from tqdm.auto import tqdm
 
 from . import audio as audio_lib
 from .errors import InputError
-from .face import FaceTracker, crop_footprint, paste_back, to_uint8, warp_to_crop
-from .image import is_image, read_image
+from .face import Face, FaceFinder, FaceTracker, crop_image, crop_to_frame, feather_mask, paste_image, to_uint8
 from .model import DCKTalker
 from .timeline import POLICIES, output_frame_count, source_indices
-from .video import VideoWriter, count_frames, iter_frames, iter_frames_at, probe
 
 PHOTO_FPS = 25
 # Long side of the video made from a photo: a 12 MP phone photo at full size makes an H.264 level-6
@@ -74,6 +76,7 @@ class Summary:
     frames: int = 0
     faces: int = 0
     passed_through: int = 0
+    most_faces: int = 0  # the most faces found in one frame (all of them, not only the one lip-synced)
     seconds: float = 0.0
     fps_source: float = 0.0
     stage_seconds: StageTimes = field(default_factory=StageTimes)
@@ -129,6 +132,8 @@ class TalkingFacePipeline:
         self.size = model.image_size
         self.batch_size = batch_size
         self.feather = feather
+        self._feather = feather_mask(self.size, feather, self.device)
+        self.threads = model_threads(self.device)
 
     def __call__(self, face: str | Path, audio: str | Path, output: str | Path, **options) -> Path:
         """Render `face` (video or photo) speaking `audio` to `output`; returns the output path."""
@@ -142,6 +147,9 @@ class TalkingFacePipeline:
         the most pixels on its long side (a larger photo is scaled down; None keeps its size);
         `show_mask` puts the attention mask, as pasted, to the right of each frame (the video is
         twice as wide)."""
+        from .image import is_image, read_image
+        from .video import VideoWriter, count_frames, iter_frames, iter_frames_at, probe
+
         if length not in POLICIES:
             raise ValueError(f"unknown length policy {length!r}; choose from {', '.join(POLICIES)}")
         face, audio, output = Path(face), Path(audio), Path(output)
@@ -172,18 +180,22 @@ class TalkingFacePipeline:
                 frames = iter_frames_at(face, source, rate)
         summary = Summary(output=output, fps_source=float(rate))
         start = time.perf_counter()
-        report = _progress_callback(progress, n_out)
         times = summary.stage_seconds
-        with VideoWriter(output, 2 * width if show_mask else width, height, rate, audio=wav) as writer, \
+        # Decoded video frames are new arrays, lip-synced in place; a photo's one array is copied.
+        with _progress(progress, n_out) as report, \
+                VideoWriter(output, 2 * width if show_mask else width, height, rate, audio=wav) as writer, \
                 _InThread(lambda frame: times.call("encode", writer.write, frame), 2 * self.batch_size) as write:
             mel = audio_lib.melspectrogram(wav)
-            for frame in self._render(frames, source, mel, rate, face_index, photo, summary, show_mask):
-                write(frame)
-                report(summary.frames, n_out)
-                if photo and not summary.faces:
-                    break
+            # Closed here, error or not: its tracking thread stops before the tracker and the writer close.
+            with contextlib.closing(self._render(frames, source, mel, rate, face_index, photo, summary, show_mask,
+                                                 owned=not photo)) as rendered:
+                for frame in rendered:
+                    write(frame)
+                    report(summary.frames, n_out)
+                    if photo and not summary.faces:
+                        break
             if summary.faces == 0:
-                raise InputError(face, "no face found in any frame")
+                raise InputError(face, _no_face(photo, face_index, summary.most_faces))
         summary.seconds = time.perf_counter() - start
         return summary
 
@@ -199,23 +211,28 @@ class TalkingFacePipeline:
         yield from self._render(iter(frames), None, mel, rate, face_index, False, Summary(Path()))
 
     def _render(self, frames: Iterator[np.ndarray], source: list[int] | None, mel: np.ndarray, rate: Fraction,
-                face_index: int, photo: bool, summary: Summary, show_mask: bool = False) -> Iterator[np.ndarray]:
+                face_index: int, photo: bool, summary: Summary, show_mask: bool = False, owned: bool = False
+                ) -> Iterator[np.ndarray]:
         """The shared core: frames -> tracked (in a background thread, with decoding) -> batches
-        cropped, lip-synced and pasted back on the device."""
-        with FaceTracker(self.size, face_index=face_index, num_faces=max(4, face_index + 1),
-                         video=not photo) as tracker:
-            tracked = _prefetch(_track(frames, source, rate, tracker, summary.stage_seconds), 2 * self.batch_size)
+        cropped, lip-synced on the device and pasted back. `owned`: the frames are new arrays that may
+        be changed in place (else each frame with a face is copied first)."""
+        # The tracking thread stops (closing) before the tracker it uses is closed.
+        with FaceTracker(self.size, face_index=face_index, video=not photo) as tracker, contextlib.closing(
+                _prefetch(_track(frames, source, rate, tracker, summary.stage_seconds), 2 * self.batch_size)) as tracked:
             index = 0
             for batch in _batches(tracked, self.batch_size):
-                mels = audio_lib.frame_windows(mel, len(batch), rate, first=index, lead=self.model.window_lead)
-                done = self._lip_sync([frame for frame, _ in batch], [m for _, m in batch], mels, summary, show_mask)
+                with _torch_threads(self.threads):  # per batch: a paused generator leaves torch as it was
+                    mels = audio_lib.frame_windows(mel, len(batch), rate, first=index, lead=self.model.window_lead)
+                    done = self._lip_sync([frame for frame, _ in batch], [m for _, m in batch], mels, summary,
+                                          show_mask, owned)
                 index += len(batch)
                 summary.frames = index
+                summary.most_faces = tracker.most_faces
                 yield from done
 
     @torch.inference_mode()
     def _lip_sync(self, batch: list[np.ndarray], matrices: list[np.ndarray | None], mels: torch.Tensor,
-                  summary: Summary, show_mask: bool = False) -> list[np.ndarray]:
+                  summary: Summary, show_mask: bool = False, owned: bool = False) -> list[np.ndarray]:
         """Run the model on the frames of `batch` that have a face and paste the result back;
         with `show_mask`, each frame gets, on its right, itself darkened with the pasted mask in white."""
         with_face = [i for i, m in enumerate(matrices) if m is not None]
@@ -227,46 +244,109 @@ class TalkingFacePipeline:
             return batch
         times = summary.stage_seconds
         with times("crop"):
-            # Only the box under the crops travels to the device and back as floats, not whole frames.
-            height, width = batch[with_face[0]].shape[:2]
-            m = np.stack([matrices[i] for i in with_face])
-            x0, y0, x1, y1 = _crop_box(m, self.size, width, height)
-            m[:, :, 2] += m[:, :, :2] @ np.array([x0, y0], np.float64)  # frame -> box coordinates
-            region = np.stack([batch[i][y0:y1, x0:x1] for i in with_face])
-            frames = torch.from_numpy(region).to(self.device).permute(0, 3, 1, 2).float().div_(255)
-            crops = warp_to_crop(frames, m, self.size)
+            crops = np.stack([crop_image(batch[i], matrices[i], self.size) for i in with_face])
+            crops = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255)
         with times("model"), precision(self.device.type, self.dtype):
             result = self.model(crops, mels[with_face].to(self.device))
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
+            motion = to_uint8(result.motion.float())
+            weights = (result.alpha.float()[:, 0] * self._feather).cpu().numpy()
         with times("paste"):
-            alpha = result.alpha.float()
-            pasted = paste_back(frames, result.motion.float(), m, self.feather, mask=alpha, inplace=True)
-            out = to_uint8(pasted)
-            if show_mask:
-                weight = paste_back(torch.zeros_like(pasted[:, :1]), torch.ones_like(alpha), m, self.feather,
-                                    mask=alpha)
-                masks = to_uint8(weight * 0.75)
             for j, i in enumerate(with_face):
-                frame = batch[i].copy()
-                frame[y0:y1, x0:x1] = out[j]
+                frame = batch[i] if owned else batch[i].copy()
+                paste_image(frame, motion[j], weights[j], matrices[i])
                 if show_mask:
-                    view = frame // 4
-                    view[y0:y1, x0:x1] += masks[j]
-                    frame = np.concatenate([frame, view], axis=1)
+                    frame = np.concatenate([frame, _mask_view(frame, weights[j], matrices[i])], axis=1)
                 batch[i] = frame
         return batch
 
 
-def _crop_box(matrices: np.ndarray, size: int, width: int, height: int) -> tuple[int, int, int, int]:
-    """Integer box (x0, y0, x1, y1) of the frame that holds every crop's footprint, with a margin
-    for bilinear taps and antialiasing blocks, clipped to the frame."""
-    fx0, fy0, fx1, fy1 = crop_footprint(matrices, size)
-    scale = np.sqrt(np.abs(np.linalg.det(matrices[:, :, :2]))).min()
-    margin = int(np.ceil(1 / max(scale, 1e-6))) + 2
-    x0, y0 = max(int(np.floor(fx0)) - margin, 0), max(int(np.floor(fy0)) - margin, 0)
-    x1, y1 = min(int(np.ceil(fx1)) + margin + 1, width), min(int(np.ceil(fy1)) + margin + 1, height)
-    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+def _no_face(photo: bool, face_index: int, most_faces: int) -> str:
+    """Why no frame was lip-synced: no face at all, or fewer faces than `face_index` needs."""
+    if most_faces and face_index >= most_faces:
+        return (f"only {most_faces} face{'s' * (most_faces != 1)} found, so there is no face {face_index} "
+                "(faces are numbered from 0, largest first)")
+    return "no face found in the photo" if photo else "no face found in any frame"
+
+
+def _mask_view(frame: np.ndarray, weight: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """`frame` darkened to a quarter, with the pasted `weight` (crop space) added in white."""
+    view = frame // 4
+    alpha, (x0, y0, x1, y1) = crop_to_frame(weight, matrix, *frame.shape[:2])
+    view[y0:y1, x0:x1] += np.rint(alpha * 191.25).astype(np.uint8)[..., None]
+    return view
+
+
+def model_threads(device: torch.device) -> int | None:
+    """Threads for the model on a CPU: half the cores, at least one (decoding, tracking and encoding
+    run on the others at the same time; two PyTorch threads beside them on a 2-core CPU wait on each
+    other: the model ran 1.2 times slower on an idle machine, 12 times beside other work); None on
+    other devices (left as they are)."""
+    return max(1, (os.cpu_count() or 2) // 2) if device.type == "cpu" else None
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """PyTorch's intra-op threads set to `count` inside the block (nothing when None)."""
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class FacesFound:
+    """The faces `generate` chooses among with `face_index`, largest first, and the picture they are in:
+    a photo as `generate` sees it (scaled down to `photo_size`), or a video's first frame with a face
+    (`frame`, the one that sets the choice; None if no frame has one)."""
+
+    path: Path
+    image: np.ndarray
+    faces: list[Face]
+    frame: int | None = None
+    fps: float = 0.0
+
+    def __str__(self) -> str:
+        height, width = self.image.shape[:2]
+        if not self.fps:
+            where = f"{self.path} (photo, as lip-synced: {width}x{height})"
+        elif self.frame is None:
+            return f"{self.path} (video, {width}x{height}): no face found in any frame"
+        else:
+            where = (f"{self.path} (video, {width}x{height}), frame {self.frame} ({self.frame / self.fps:.2f} s), "
+                     "the first with a face, which sets --face-index")
+        if not self.faces:
+            return f"{where}: no face found"
+        lines = [f"{where}: {len(self.faces)} face{'s' * (len(self.faces) != 1)}, largest first"]
+        for index, face in enumerate(self.faces):
+            x0, y0, x1, y1 = face.box
+            lines.append(f"  {index}: box ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}), {x1 - x0:.0f} px wide")
+        return "\n".join(lines)
+
+
+def find_faces(face: str | Path, photo_size: int | None = PHOTO_SIZE) -> FacesFound:
+    """Every face `generate(face, ..., photo_size=photo_size)` chooses among, in the order of its
+    `face_index`: found the same way, in the same picture (for a video, frames are searched from the
+    start until one has a face, as the tracker does)."""
+    from .image import is_image, read_image
+    from .video import iter_frames, probe
+
+    face = Path(face)
+    with FaceFinder() as finder:
+        if is_image(face):
+            image = read_image(face, max_side=photo_size)
+            return FacesFound(face, image, finder.find(image))
+        rate = probe(face).fps
+        first = None
+        for index, frame in enumerate(iter_frames(face, rate)):
+            first = frame if first is None else first
+            if faces := finder.find(frame):
+                return FacesFound(face, frame, faces, index, float(rate))
+    return FacesFound(face, first, [], None, float(rate))
 
 
 def load_speech(path: str | Path) -> np.ndarray:
@@ -290,7 +370,7 @@ def _track(frames: Iterator[np.ndarray], source: list[int] | None, rate: Fractio
         if key is not None and key in cache:
             yield frame, cache[key]
             continue
-        with times("detect"):
+        with times("track"):
             crop = tracker.track(frame, int(i * 1000 / rate))
         matrix = None if crop is None else crop.matrix
         if key is not None:
@@ -372,16 +452,14 @@ class _InThread:
             raise self._error
 
 
-def _progress_callback(progress: bool | Progress, total: int) -> Progress:
+@contextlib.contextmanager
+def _progress(progress: bool | Progress, total: int) -> Iterator[Progress]:
+    """`progress` itself if it is a callback, else a tqdm bar's (or nothing's) `update(done, total)`;
+    the bar is closed on the way out, error or not, so an error message gets a line of its own."""
     if callable(progress):
-        return progress
-    if not progress:
-        return lambda done, total: None
-    bar = tqdm(total=total, unit="frame", desc="lip-sync")
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update
+        yield progress
+    elif not progress:
+        yield lambda done, total: None
+    else:
+        with tqdm(total=total, unit="frame", desc="lip-sync") as bar:
+            yield lambda done, _total: bar.update(done - bar.n)

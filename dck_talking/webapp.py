@@ -1,5 +1,6 @@
 """The Gradio web app (the Hugging Face Space): a face photo or video and speech (a recording, or
-typed text spoken by espeak-ng) in, a lip-synced video out.
+typed text spoken by espeak-ng) in, a lip-synced video out. A face given is shown at once with its
+faces numbered, largest first; a click on one picks it.
 
 `build_demo()` makes the Blocks UI and loads the model once, without serving anything; `launch()`
 serves it. Importing this module has no side effects. API (`gradio_client`), stable names:
@@ -17,24 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from . import tts
 from .audio import SAMPLE_RATE, load_audio
 from .errors import DCKError, InputError
 from .examples import FACE, SPEECH
-from .image import read_image
+from .face import draw_faces
 from .model import DCKTalker, load_model
-from .pipeline import Summary, TalkingFacePipeline
+from .pipeline import FacesFound, Summary, TalkingFacePipeline, find_faces
 from .timeline import POLICIES
 from .video import probe
 
 MAX_SECONDS = 30.0  # longest speech lip-synced per request
 MAX_TEXT = 600  # characters of typed text (about 40 s of speech)
 MAX_UPLOAD_MB = 50  # per upload
-MAX_PHOTO_SIDE = 1280  # larger photos are scaled down first
+MAX_PHOTO_SIDE = 1280  # larger photos are scaled down first (for the faces shown and the video made alike)
 MAX_VIDEO_SIDE = 1920  # larger videos are refused
-PHOTO, SPOKEN = "face.png", "spoken.wav"  # a scaled-down photo and typed text's speech, in the work folder
+SPOKEN = "spoken.wav"  # typed text's speech, in the work folder
 QUEUE_SIZE = 16  # requests waiting; more are turned away
 DELETE_CACHE = (600, 3600)  # every 10 min, delete uploads and results older than an hour (and all at exit)
 
@@ -45,6 +46,25 @@ RESPONSIBLE_USE = ("This app makes synthetic media: a person appears to say word
                    "with the consent of the people shown, never to deceive, and label what it makes as generated "
                    "(the videos carry a metadata tag that marks them as synthetic).")
 CSS = ".dck-note { border-left: 4px solid #f59e0b; padding: 0.25rem 0.75rem; }"
+
+
+def _answer_unreadable(image: gr.Image) -> gr.Image:
+    """`image`, whose upload that is no image (a text file named .jpg sent through the API) is answered
+    with what is wrong: Gradio's own check opens it and fails with a generic "The upstream Gradio app
+    has raised an exception". Wrapped on the instance: a subclass of a Gradio component makes Gradio
+    write a .pyi file beside this module."""
+    preprocess = image.preprocess
+
+    def checked(payload: Any) -> Any:
+        try:
+            return preprocess(payload)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            reason = "unknown format" if isinstance(err, UnidentifiedImageError) else str(err).splitlines()[0]
+            raise gr.Error(f"{image.label}: not a readable image ({reason})", print_exception=False) from None
+
+    image.preprocess = checked
+    return image
+
 
 def build_demo(model: DCKTalker | None = None, note: str | None = None, *, checkpoint: str | None = None,
                device: str | None = None, max_seconds: float = MAX_SECONDS, concurrency_limit: int = 1) -> gr.Blocks:
@@ -69,20 +89,37 @@ def build_demo(model: DCKTalker | None = None, note: str | None = None, *, check
         with tempfile.TemporaryDirectory(prefix="dck-talking-") as folder:
             work = Path(folder)
             # Errors name the input as the visitor knows it, not by a temporary path.
-            labels = {str(photo): "Face photo", str(work / PHOTO): "Face photo", str(video): "Face video",
-                      str(speech): "Speech", str(work / SPOKEN): "Spoken text"}
+            labels = {str(photo): "Face photo", str(video): "Face video", str(speech): "Speech",
+                      str(work / SPOKEN): "Spoken text"}
             try:
-                face = _face(photo, video, work)
+                face = _face(photo, video)
                 audio = _speech(speech, text, voice, work, max_seconds)
                 output = work / "talking-face.mp4"
                 summary = pipe.generate(
                     face, audio, output, length=length, face_index=int(face_index), show_mask=show_mask,
+                    photo_size=MAX_PHOTO_SIDE,
                     progress=lambda done, total: progress((done, total), desc="Lip-syncing", unit="frames"))
             except InputError as exc:
                 raise gr.Error(f"{labels.get(exc.path, exc.path)}: {exc.problem}", print_exception=False) from None
             except DCKError as exc:
                 raise gr.Error(str(exc), print_exception=False) from None
             yield str(output), _describe(summary)
+
+    def show_faces(photo: str | None = None, video: str | None = None) -> tuple[Any, str, Any, list]:
+        """The photo (else the video) just given with its faces numbered, a line about them, face 0
+        chosen again, and their boxes (for a click on the picture); hidden when no face is given."""
+        if not photo and not video:
+            return gr.update(value=None, visible=False), "", gr.skip(), []
+        try:
+            found = find_faces(_face(photo, None) if photo else _face(None, video), photo_size=MAX_PHOTO_SIDE)
+        except InputError as exc:
+            raise gr.Error(f"{'Face photo' if photo else 'Face video'}: {exc.problem}", print_exception=False) from None
+        preview = gr.update(value=draw_faces(found.image, found.faces), visible=True)
+        return preview, _faces_note(found), 0, [list(face.box) for face in found.faces]
+
+    def show_video_faces(photo: str | None = None, video: str | None = None) -> tuple[Any, str, Any, list]:
+        """`show_faces` for a video just given (the photo it replaces may not be cleared yet)."""
+        return show_faces(None if video else photo, video)
 
     with gr.Blocks(title="dck-talking: lip-sync a face to speech", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# dck-talking: lip-sync a face to speech\n" + INTRO)
@@ -92,12 +129,18 @@ def build_demo(model: DCKTalker | None = None, note: str | None = None, *, check
             with gr.Column():
                 with gr.Tabs():
                     with gr.Tab("Face photo"):
-                        photo = gr.Image(label="Face photo", type="filepath", image_mode=None,
-                                         sources=["upload", "webcam", "clipboard"], height=300,
-                                         elem_id="face-photo")
+                        photo = _answer_unreadable(gr.Image(label="Face photo", type="filepath", image_mode=None,
+                                                            sources=["upload", "webcam", "clipboard"], height=300,
+                                                            elem_id="face-photo"))
                     with gr.Tab("Face video"):
                         video = gr.Video(label="Face video", sources=["upload", "webcam"], height=300,
                                          elem_id="face-video")
+                faces = gr.Image(label="Faces found, largest first: click one to choose it", interactive=False,
+                                 visible=False, height=300, elem_id="faces")
+                faces_note = gr.Markdown(elem_id="faces-note")
+                boxes = gr.State([])
+                face_index = gr.Number(0, precision=0, minimum=0, label="Which face", elem_id="face-index",
+                                       info="0 = the largest face, 1 = the next largest, ... (as numbered above)")
                 with gr.Tabs():
                     with gr.Tab("Speech"):
                         speech = gr.Audio(label="Speech", type="filepath", sources=["upload", "microphone"],
@@ -114,8 +157,6 @@ def build_demo(model: DCKTalker | None = None, note: str | None = None, *, check
                     length = gr.Radio(list(POLICIES), value="pingpong", label="Video shorter than the speech",
                                       info="pingpong: play forwards and backwards; loop: start again; "
                                            "freeze: hold the last frame")
-                    face_index = gr.Number(0, precision=0, minimum=0, maximum=9, label="Which face",
-                                           info="0 = the largest face, 1 = the next largest, ...")
                     show_mask = gr.Checkbox(False, label="Show the attention mask side by side",
                                             info="the area the model re-draws, in white, right of the video")
                 button = gr.Button("Generate", variant="primary")
@@ -132,6 +173,9 @@ def build_demo(model: DCKTalker | None = None, note: str | None = None, *, check
         # One face and one speech source at a time: giving one clears the other (in the other tab).
         for given, other in ((photo, video), (video, photo), (speech, text), (text, speech)):
             given.input(_clear_other, given, other, queue=False, show_progress="hidden", api_visibility="private")
+        for given, show in ((photo, show_faces), (video, show_video_faces)):
+            given.change(show, [photo, video], [faces, faces_note, face_index, boxes], api_visibility="private")
+        faces.select(_pick_face, boxes, face_index, queue=False, show_progress="hidden", api_visibility="private")
         button.click(generate, [photo, video, speech, text, voice, length, face_index, show_mask],
                      [result, summary], api_name="generate", concurrency_limit=concurrency_limit)
     demo.queue(max_size=QUEUE_SIZE)
@@ -151,8 +195,8 @@ def _clear_other(value: str | None) -> Any:
     return None if value and value.strip() else gr.skip()
 
 
-def _face(photo: str | None, video: str | None, work: Path) -> Path:
-    """The face file to lip-sync: a photo (scaled down to `MAX_PHOTO_SIDE` if larger) or a video."""
+def _face(photo: str | None, video: str | None) -> Path:
+    """The face file to lip-sync: a photo, or a video no larger than `MAX_VIDEO_SIDE`."""
     if photo and video:
         raise InputError("Face", "give a photo or a video, not both")
     if video:
@@ -163,12 +207,28 @@ def _face(photo: str | None, video: str | None, work: Path) -> Path:
         return Path(video)
     if not photo:
         raise InputError("Face", "upload or record a face photo or video")
-    image = Image.fromarray(read_image(photo))
-    if max(image.size) <= MAX_PHOTO_SIDE:
-        return Path(photo)
-    image.thumbnail((MAX_PHOTO_SIDE, MAX_PHOTO_SIDE), Image.Resampling.LANCZOS)
-    image.save(work / PHOTO)
-    return work / PHOTO
+    return Path(photo)
+
+
+def _faces_note(found: FacesFound) -> str:
+    """One line about the faces found in what the visitor gave."""
+    if not found.faces:
+        return (f"**No face found in this {'video' if found.fps else 'photo'}.** Faces from about 40 pixels "
+                "wide, turned at most about 45 degrees, are found.")
+    where = f" in frame {found.frame} ({found.frame / found.fps:.1f} s), the first with a face" if found.fps else ""
+    if len(found.faces) == 1:
+        return f"One face found{where}."
+    return (f"{len(found.faces)} faces found{where}, numbered from the largest: click one in the picture (or type "
+            "its number under *Which face*) to lip-sync it.")
+
+
+def _pick_face(boxes: list[list[float]], event: gr.SelectData) -> Any:
+    """The number of the face clicked in the numbered picture (the smallest box around the click)."""
+    x, y = event.index
+    inside = [i for i, (x0, y0, x1, y1) in enumerate(boxes) if x0 <= x <= x1 and y0 <= y <= y1]
+    if not inside:
+        return gr.skip()
+    return min(inside, key=lambda i: (boxes[i][2] - boxes[i][0]) * (boxes[i][3] - boxes[i][1]))
 
 
 def _speech(speech: str | None, text: str | None, voice: str, work: Path, max_seconds: float) -> Path:

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import TINY
+from faces_made import example_face_box, group
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import SpaceCard
@@ -128,8 +129,17 @@ def test_errors_reach_the_client_as_one_line(client, tmp_path):
     wide = tmp_path / "wide.mp4"
     with VideoWriter(wide, 2000, 120, FPS) as writer:
         writer.write(np.zeros((120, 2000, 3), np.uint8))
+    fake = tmp_path / "notes.jpg"  # not what its name says
+    fake.write_text("this is not a picture")
     cases = [
-        (dict(photo=handle_file(blank), speech=handle_file(SPEECH)), "Face photo: no face found in any frame"),
+        (dict(photo=handle_file(fake), speech=handle_file(SPEECH)),
+         "Face photo: not a readable image (unknown format)"),
+        (dict(video=handle_file(fake), speech=handle_file(SPEECH)),
+         "Face video: not a readable photo or video (Invalid data found when processing input)"),
+        (dict(photo=handle_file(FACE), speech=handle_file(fake)), "Speech: has no audio stream"),
+        (dict(photo=handle_file(FACE), speech=handle_file(SPEECH), face_index=3),
+         "Face photo: only 1 face found, so there is no face 3 (faces are numbered from 0, largest first)"),
+        (dict(photo=handle_file(blank), speech=handle_file(SPEECH)), "Face photo: no face found in the photo"),
         (dict(video=handle_file(wide), speech=handle_file(SPEECH)),
          "Face video: 2000x120 pixels; this demo takes videos up to 1920 pixels on the long side"),
         (dict(photo=handle_file(FACE), video=handle_file(wide), speech=handle_file(SPEECH)),
@@ -153,6 +163,8 @@ def test_browser_uploads_generates_and_plays(url, tmp_path):
     with VideoWriter(clip, 256, 300, FPS) as writer:
         for _ in range(10):
             writer.write(np.asarray(Image.open(FACE).convert("RGB").resize((256, 300))))
+    two = tmp_path / "two.png"  # a group photo: a large face (0) on the left, a smaller one (1) on the right
+    Image.fromarray(group(example_face_box(), 360, 640, [(150, 180, 180), (80, 470, 180)])).save(two)
     screenshot = Path(os.environ.get("DCK_SCREENSHOT_DIR", tmp_path)) / "app_screenshot.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -160,12 +172,23 @@ def test_browser_uploads_generates_and_plays(url, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url)
             page.get_by_text(NOTE).first.wait_for()  # the page says which model it runs
+            page.locator("#face-photo input[type=file]").set_input_files(str(two))
+            page.locator("#faces-note", has_text="2 faces found").wait_for()  # the faces, numbered
+            picture = page.locator("#faces img")
+            shown = picture.bounding_box()
+            natural = picture.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            scale = min(shown["width"] / natural[0], shown["height"] / natural[1])  # drawn to fit, centred
+            picture.click(position={"x": shown["width"] / 2 + (470 - 320) * scale,
+                                    "y": shown["height"] / 2 + (180 - 180) * scale})
+            page.wait_for_function("() => document.querySelector('#face-index input').value === '1'")
             page.get_by_role("tab", name="Face video").click()
             page.locator("#face-video input[type=file]").set_input_files(str(clip))
             page.locator("#face-video video").wait_for()
             page.get_by_role("tab", name="Face photo").click()
             page.locator("#face-photo input[type=file]").set_input_files(str(FACE))  # clears the video
             page.locator("#face-photo img").wait_for()
+            page.locator("#faces-note", has_text="One face found").wait_for()
+            assert page.locator("#face-index input").input_value() == "0"  # a new face: the choice starts over
             page.get_by_role("button", name="Generate").click()
             page.get_by_text("Speech: upload or record speech, or type text").wait_for()  # the error, as a toast
             page.locator("#speech input[type=file]").set_input_files(str(SPEECH))

@@ -176,6 +176,32 @@ def test_cli_reports_errors_without_traceback(clip, tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_cli_error_midway_starts_a_line_of_its_own(clip, tmp_path, capsys, monkeypatch):
+    """The progress bar is closed before the error is printed, not run into it."""
+    write = VideoWriter.write
+
+    def full_disk(writer: VideoWriter, frame: np.ndarray) -> None:
+        if writer.frames_written == 20:
+            raise InputError(writer.path, "cannot write video (No space left on device)")
+        write(writer, frame)
+
+    monkeypatch.setattr(VideoWriter, "write", full_disk)
+    DCKTalker(**TINY).save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "out.mp4"
+    assert main(["generate", "--face", str(clip), "--audio", str(SPEECH), "--out", str(out),
+                 "--checkpoint", str(tmp_path / "ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert "lip-sync:" in err  # the bar had started
+    assert err.endswith(f"\ndck-talking: error: {out}: cannot write video (No space left on device)\n")
+    assert not out.exists()
+
+
+def test_a_face_index_past_the_faces_found_says_so(pipe, tmp_path):
+    with pytest.raises(InputError, match=r"face\.jpg: only 1 face found, so there is no face 2 \(faces are numbered"):
+        pipe(FACE, SPEECH, tmp_path / "out.mp4", face_index=2)
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_cli_generate_with_a_checkpoint(clip, tmp_path, capsys):
     DCKTalker(**TINY).save_pretrained(tmp_path / "ckpt")
     out = tmp_path / "cli.mp4"
