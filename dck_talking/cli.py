@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pack", help="or pairs rendered from a training pack (see --faces, --speech, --voices)")
     evaluate.add_argument("--faces", choices=["train", "eval"], default="eval", help="the pack's faces (default: eval)")
     evaluate.add_argument("--speech", choices=["train", "eval"], default="eval", help="the pack's speech (default: eval)")
-    evaluate.add_argument("--voices", nargs="+", help="only these voices of the pack")
+    evaluate.add_argument("--voices", nargs="+", help="only these voices of the pack (names or patterns: espeak-ng/*)")
     evaluate.add_argument("--baseline", action="store_true",
                           help="add the network-free baseline: the predicted visemes drawn onto each face")
     evaluate.add_argument("--pairs", type=int, default=256)

@@ -193,3 +193,40 @@ def test_fortune_cleaning_keeps_prose_only():
 def test_cli_corpus_options():
     args = build_parser().parse_args(["corpus", "--out", "x", "--hours", "0.5", "--workers", "2"])
     assert (args.out, args.hours, args.seed, args.workers) == ("x", 0.5, 0, 2)
+
+
+def test_pack_speech_from_a_corpus(tiny, tmp_path):
+    """Training speech drawn voice by voice, one unheard utterance of each training voice and every
+    eval utterance held out."""
+    from dck_talking.data.pack import Pack, corpus_speech, write_speech
+
+    items = list(corpus_speech(tiny, hours=1.0, seed=0, augmented=1.0))
+    assert [(i.voice, i.train) for i in items] == [("espeak-ng/en-us+f3", True), ("espeak-ng/en-us+f3", False),
+                                                   ("test/speaker", False)]
+    corpus = load_corpus(tiny)
+    untouched = {u.id: corpus.audio(u) for u in corpus.utterances}
+    assert not np.array_equal(items[0].wav, untouched[items[0].id])  # made into another voice
+    assert np.array_equal(items[2].wav, untouched[items[2].id])  # held-out speech stays as recorded
+    write_speech(items, tmp_path / "pack")
+    pack = Pack.load(tmp_path / "pack")
+    assert list(pack.train) == [True, False, False] and pack.voice_names == ["espeak-ng/en-us+f3", "test/speaker"]
+
+
+def test_corpus_windows_and_the_viseme_table(tiny):
+    import torch
+
+    from dck_talking.evaluate_visemes import evaluate_visemes, format_viseme_table
+    from dck_talking.model.viseme_predictor import VisemePredictor
+    from dck_talking.train_audio import CorpusWindows
+
+    windows = iter(CorpusWindows(tiny, window_lead=8))
+    for _ in range(30):
+        mel, mouth = next(windows)
+        assert mel.shape == (1, 80, 16) and mouth.shape == (3,) and mouth[2] in (0, 1)
+    torch.manual_seed(0)
+    rows = evaluate_visemes(VisemePredictor(window_lead=8).eval(), tiny)
+    assert [(r.voice, r.method) for r in rows] == [("test/speaker", "model"), ("test/speaker", "loudness")]
+    assert rows[0].n_bilabials == rows[1].n_bilabials > 0 and rows[0].n_open_vowels > 0
+    assert rows[1].correlation > 0.3  # loudness follows the openness of this speech
+    table = format_viseme_table(rows)
+    assert table.splitlines()[0].startswith("| voice |") and "| test/speaker  | loudness |" in table

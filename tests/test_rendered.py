@@ -116,5 +116,6 @@ def test_faces_and_speech_are_chosen_apart(pack):
     assert {i["id"] for i in seen_faces_new_voice.identities} == {"a", "c", "morph-0"}
     assert list(seen_faces_new_voice.utterances) == [2]
     assert list(RenderedPairs(pack, voices=["voice1"], length=2).utterances) == [1]
+    assert list(RenderedPairs(pack, voices=["voice*"], length=2).utterances) == [0, 1]
     with pytest.raises(ValueError, match="no train identities or speech"):
         RenderedPairs(pack, voices=["nobody"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from fnmatch import fnmatch
 
 import cv2
 import numpy as np
@@ -38,7 +39,7 @@ RIGS_PER_WORKER = 256
 
 class RenderedPairs(Dataset):
     """Pairs of a pack's `split` ("train" or "eval": its identities and its voices; `speech_split` and
-    `voices` choose the speech apart from the faces), `length` items long (any number: items are
+    `voices`, names or shell patterns such as "espeak-ng/*", choose the speech apart from the faces), `length` items long (any number: items are
     drawn, not stored). `window_lead` is how many mel steps of sound before the frame its window holds
     (0: the window starts at the frame, as `audio.window_starts`); `degrade=False` leaves out the
     colour, mirroring and degradations (for measurements)."""
@@ -51,9 +52,9 @@ class RenderedPairs(Dataset):
         self.split, self.length, self.seed, self.degrade, self.window_lead = split, length, seed, degrade, window_lead
         self.identities = [i for i in self.pack.identities if i["split"] == split]
         keep = self.pack.train == ((speech_split or split) == "train")
-        if voices is not None:
-            names = self.pack.voice_names
-            keep &= np.isin(self.pack.voice, [names.index(v) for v in voices if v in names])
+        if voices is not None:  # names or shell patterns ("espeak-ng/*")
+            chosen = [k for k, name in enumerate(self.pack.voice_names) if any(fnmatch(name, v) for v in voices)]
+            keep &= np.isin(self.pack.voice, chosen)
         self.utterances = np.flatnonzero(keep)
         lengths = np.diff(self.pack.offsets)[self.utterances] - WINDOW
         if not self.identities or not len(self.utterances) or (lengths <= 0).all():
