@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DCKError
@@ -247,36 +248,23 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"demo: {Path(args.out).resolve()} (Grace Hopper's photo, 3 s of a LibriVox reading; model: {what})")
 
 
-def _pixels_or_zero(text: str) -> int:
-    """argparse type: a size in pixels, or 0 for "keep"."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of pixels, got {text}")
-    return value
+def _checked(convert: Callable[[str], float], accept: Callable[[float], bool], wanted: str) -> Callable[[str], float]:
+    """An argparse type: `convert(text)` when `accept` takes it, else the one-line error "must be WANTED"."""
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return parse
 
 
-def _index(text: str) -> int:
-    """argparse type: an index, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive whole number, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+_pixels_or_zero = _checked(int, lambda v: v >= 0, "0 or a positive number of pixels")  # a size, or 0 for "keep"
+_index = _checked(int, lambda v: v >= 0, "0 or a positive whole number")
+_positive_float = _checked(float, lambda v: v > 0, "a positive number")
 
 
 def build_parser() -> argparse.ArgumentParser:
