@@ -28,16 +28,14 @@ class DrawnVisemes(torch.nn.Module):
         self.predictor = predictor or load_viseme_predictor()
         self.window_lead = self.predictor.window_lead
         self.image_size = image_size
-        self.detector: LandmarkDetector | None = None
 
     def forward(self, frames: torch.Tensor, mels: torch.Tensor) -> TalkerOutput:
-        if self.detector is None:
-            self.detector = LandmarkDetector(num_faces=1, video=False)
         mouth = self.predictor.mouth(mels.float()).cpu().numpy()
         crops = to_uint8(frames.float())
         outputs, masks = [], []
-        for crop, (openness, spread, closed) in zip(crops, mouth):
-            faces = self.detector.detect(crop)
+        with LandmarkDetector(num_faces=1, video=False) as detector:  # closed here, not at interpreter exit
+            faces_of = [detector.detect(crop) for crop in crops]
+        for crop, faces, (openness, spread, closed) in zip(crops, faces_of, mouth):
             if not faces:
                 outputs.append(crop)
                 masks.append(np.zeros(crop.shape[:2], np.float32))

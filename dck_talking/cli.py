@@ -79,7 +79,8 @@ def _synth(args: argparse.Namespace) -> None:
 def _corpus(args: argparse.Namespace) -> None:
     from .data.corpus import build_corpus
 
-    print(build_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers, progress=True))
+    print(build_corpus(args.out, hours=args.hours, seed=args.seed, workers=args.workers, progress=True,
+                       sources=args.sources))
 
 
 def _faceset(args: argparse.Namespace) -> None:
@@ -399,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(the installed recordings come whole on top)")
     corpus.add_argument("--seed", type=int, default=0, help="which texts each synthesiser voice speaks")
     corpus.add_argument("--workers", type=int, default=1, help="processes")
+    corpus.add_argument("--sources", nargs="+", help="only these engines (names or shell patterns: espeak-ng festival "
+                                                     "flite kokoro librivox codec2-examples pocketsphinx-testdata "
+                                                     "'fillets-ng-data-*'); --hours is shared among them")
     corpus.set_defaults(func=_corpus)
 
     faceset = commands.add_parser("faceset", help="real faces for training and evaluation: fetch the packages of "

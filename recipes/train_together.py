@@ -9,7 +9,14 @@
    in the same order for the same number of steps, from the same audio encoder: same data, same budget, same
    start. Pairs are rendered on the fly by the CPU's DataLoader workers (`RenderedPairs`), once per batch.
 3. Each variant is measured on the pack's held-out split (PSNR, SSIM, L1 in the box around the lips) and
-   written as OUT/NAME.safetensors (fp16) with its config in OUT/configs.json, and the run's log in OUT/log.txt.
+   written as a model folder OUT/NAME/ (config.json, fp16 safetensors: `dck-talking evaluate --checkpoint` and
+   `--start` of a later run load it), its figures in OUT/configs.json, and the run's log in OUT/log.txt.
+   With `--save-minutes` the folders are also written while it trains.
+
+On a CPU (the comparison of motion "warp" with "image", issue 22):
+
+    python recipes/train_together.py --pack .pack --out runs/faces --variants full image --freeze-audio \
+        --minutes 80 --batch-size 8 --disc-channels 32 --workers 1 --save-minutes 15
 
 A run is bounded by wall time, not steps: the learning rate's cosine is fitted to the steps the first
 minute shows will fit.
@@ -18,6 +25,7 @@ minute shows will fit.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -31,8 +39,9 @@ from torch.utils.data import DataLoader
 from dck_talking.augment import degrade_audio
 from dck_talking.data.rendered import RenderedPairs, worker_init
 from dck_talking.metrics import psnr, ssim
+from dck_talking.model import DCKTalker
 from dck_talking.model.discriminator import PatchDiscriminator
-from dck_talking.train import TrainConfig, adversarial_step, build_model, mouth_box
+from dck_talking.train import TrainConfig, adversarial_step, build_model, mouth_box, replacing_folder
 
 # name -> (preset, config overrides, loss settings, audio encoder frozen)
 VARIANTS: dict[str, tuple[str, dict, dict, bool]] = {
@@ -89,14 +98,18 @@ def save_fp16(state: dict[str, torch.Tensor], path: Path) -> None:
 class Run:
     """One variant: its generator, discriminator, optimisers and a cosine whose length is set later."""
 
-    def __init__(self, name: str, visemes: str, lr: float, device: str, seed: int) -> None:
+    def __init__(self, name: str, visemes: str, lr: float, device: str, seed: int, freeze_audio: bool = False,
+                 disc_channels: int = 64, start: Path | None = None) -> None:
         preset, overrides, losses, frozen = VARIANTS[name]
         torch.manual_seed(seed)
-        self.name, self.total = name, None
+        self.name, self.total, self.frozen = name, None, frozen or freeze_audio
         self.config = TrainConfig(data=[], out="", **losses)
-        self.model = build_model(preset, overrides, visemes).to(device).train()
-        self.model.audio_encoder.requires_grad_(not frozen)
-        self.discriminator = PatchDiscriminator(64).to(device).train()
+        self.model = build_model(preset, overrides, visemes)
+        if start is not None:
+            self.model.load_state_dict(DCKTalker.from_pretrained(start / name).state_dict())
+        self.model.to(device).train()
+        self.model.audio_encoder.requires_grad_(not self.frozen)
+        self.discriminator = PatchDiscriminator(disc_channels).to(device).train()
         self.opt_g = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.opt_g, self.factor)
@@ -114,6 +127,12 @@ class Run:
                                                         (self.opt_g, self.opt_d), self.schedule, batch,
                                                         torch.Tensor.backward)
         self.parts = {"g": loss_g, "d": loss_d, **parts}
+
+
+def save_variant(model: DCKTalker, folder: Path) -> None:
+    """A variant as a model folder with fp16 weights (loaded into fp32 parameters), written atomically."""
+    with replacing_folder(folder) as partial:
+        copy.deepcopy(model).half().save_pretrained(partial)
 
 
 @torch.no_grad()
@@ -144,6 +163,10 @@ def main() -> None:
     parser.add_argument("--window-lead", type=int, default=8, help="the window lead of a predictor trained here")
     parser.add_argument("--work", default="/tmp/dck-work", help="folder for what does not come back")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--freeze-audio", action="store_true", help="every variant's audio encoder frozen")
+    parser.add_argument("--start", help="an earlier run's OUT: each variant continues from its folder there")
+    parser.add_argument("--disc-channels", type=int, default=64, help="width of the discriminator")
+    parser.add_argument("--save-minutes", type=float, help="also write the variants' folders this often")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
@@ -160,11 +183,13 @@ def main() -> None:
     if args.audio_minutes:
         visemes = str(train_audio(args.pack, Path(args.work), out, args.audio_minutes, args.window_lead, args.device,
                                   args.workers, log))
-    runs = [Run(name, visemes, args.lr, args.device, args.seed) for name in args.variants]
+    start = Path(args.start) if args.start else None
+    runs = [Run(name, visemes, args.lr, args.device, args.seed, args.freeze_audio, args.disc_channels, start)
+            for name in args.variants]
     for run in runs:
         log(run.name, f"{sum(p.numel() for p in run.model.parameters()) / 1e6:.2f}M parameters")
     pairs = RenderedPairs(args.pack, "train", 10**8, args.seed, window_lead=runs[0].model.window_lead)
-    loader = DataLoader(pairs, batch_size=args.batch_size, num_workers=args.workers, pin_memory=True,
+    loader = DataLoader(pairs, batch_size=args.batch_size, num_workers=args.workers, pin_memory=args.device == "cuda",
                         persistent_workers=True, prefetch_factor=4, drop_last=True, worker_init_fn=worker_init)
     held = DataLoader(RenderedPairs(args.pack, "eval", args.val_pairs, args.seed, degrade=False,
                                     window_lead=runs[0].model.window_lead), batch_size=args.batch_size, num_workers=2)
@@ -175,6 +200,7 @@ def main() -> None:
         log(f"face side: {args.minutes:.2f} min")
     waited = stepped = 0.0
     step = 0
+    saved = time.time()
     batches = iter(loader)
     while time.time() - began < args.minutes * 60:
         tick = time.time()
@@ -197,15 +223,20 @@ def main() -> None:
             log(f"step {step} {time.time() - began:.0f}s data {waited / step * 1000:.0f} ms/step, "
                 f"models {stepped / step * 1000:.0f} ms/step | " + " | ".join(
                     f"{r.name} " + " ".join(f"{k} {float(v):.3f}" for k, v in r.parts.items()) for r in runs))
+        if args.save_minutes and time.time() - saved > args.save_minutes * 60:
+            for run in runs:
+                save_variant(run.model, out / run.name)
+            saved = time.time()
+            log(f"step {step}: saved")
     log(f"trained {step} steps of {args.batch_size} pairs in {(time.time() - began) / 60:.1f} min")
     configs = {}
     for run in runs:
         metrics = measure(run.model, held, args.device)
         log(run.name, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
         configs[run.name] = {"config": run.model._hub_mixin_config, "metrics": metrics, "steps": step,
-                             "batch_size": args.batch_size, "frozen_audio": VARIANTS[run.name][3]}
+                             "batch_size": args.batch_size, "frozen_audio": run.frozen, "start": args.start}
         if run.name != "paper":  # the paper preset's 130 MB of fp16 weights stay behind; its figures come back
-            save_fp16(run.model.state_dict(), out / f"{run.name}.safetensors")
+            save_variant(run.model, out / run.name)
     (out / "configs.json").write_text(json.dumps(configs, indent=1, default=str))
 
 

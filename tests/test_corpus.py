@@ -230,3 +230,17 @@ def test_corpus_windows_and_the_viseme_table(tiny):
     assert rows[1].correlation > 0.3  # loudness follows the openness of this speech
     table = format_viseme_table(rows)
     assert table.splitlines()[0].startswith("| voice |") and "| test/speaker  | loudness |" in table
+
+
+def test_plan_sources_keep_texts_and_share_hours():
+    if not corpus_lib.phones_lib.espeak_available():
+        pytest.skip("espeak-ng is not installed")
+    every, _ = corpus_lib.plan(hours=1.0, seed=0)
+    only, _ = corpus_lib.plan(hours=1.0, seed=0, sources=["espeak-*"])
+    assert only and {t.voice.engine for t in only} == {"espeak-ng"}
+    # The same texts for a voice whatever else is chosen; the hours shared among the chosen voices only.
+    texts = {t.voice.id: [i.text for i in t.items[:5]] for t in every}
+    assert all(texts[t.voice.id] == [i.text for i in t.items[:5]] for t in only)
+    assert sum(t.seconds for t in only if t.voice.split == "train") == pytest.approx(3600.0)
+    with pytest.raises(ValueError, match="no installed source matches nothing"):
+        corpus_lib.plan(hours=1.0, seed=0, sources=["nothing"])

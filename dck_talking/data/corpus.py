@@ -24,6 +24,7 @@ wholly `eval`. Re-running skips finished utterances; every file is written atomi
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -652,9 +653,11 @@ def _installed_flite() -> set[str]:
     return set(listing.split(":", 1)[-1].split())
 
 
-def synthesiser_tasks(hours: float, seed: int, workers: int) -> tuple[list[VoiceTask], list[str]]:
+def synthesiser_tasks(hours: float, seed: int, workers: int,
+                      sources: list[str] | None = None) -> tuple[list[VoiceTask], list[str]]:
     """The synthesiser voices that are installed, sharing `hours` of training speech (a natural
-    voice gets twice an espeak-ng voice's share); held-out voices get `EVAL_TTS_SECONDS` each."""
+    voice gets twice an espeak-ng voice's share); held-out voices get `EVAL_TTS_SECONDS` each.
+    `sources` keeps only the engines that match one of its patterns; a voice speaks the same texts either way."""
     planned: list[tuple[Voice, str, dict, float]] = []  # voice, text language, options, weight
     notes: list[str] = []
     if phones_lib.espeak_available():
@@ -690,10 +693,10 @@ def synthesiser_tasks(hours: float, seed: int, workers: int) -> tuple[list[Voice
     pools = {language: text_pool(language)[0] for language in {p[1] for p in planned}}
     notes += [f"{voice.id}: no {language} text installed (the fortunes-{language} or fillets-ng-data packages)"
               for voice, language, _, _ in planned if not pools[language]]
-    planned = [p for p in planned if pools[p[1]]]
-    shares = sum(weight for voice, _, _, weight in planned if voice.split == "train")
+    planned = [(k, p) for k, p in enumerate(p for p in planned if pools[p[1]]) if _chosen(p[0].engine, sources)]
+    shares = sum(weight for _, (voice, _, _, weight) in planned if voice.split == "train")
     tasks = []
-    for k, (voice, language, options, weight) in enumerate(planned):
+    for k, (voice, language, options, weight) in planned:
         rng = np.random.default_rng([seed, k])
         rates = (0.85, 1.2) if voice.engine != "kokoro" else (0.9, 1.1)
         seconds = hours * 3600 * weight / shares if voice.split == "train" else EVAL_TTS_SECONDS
@@ -768,10 +771,19 @@ def fillets_tasks(language: str) -> tuple[list[VoiceTask], list[str]]:
     return tasks, notes
 
 
-def plan(hours: float = 5.0, seed: int = 0, workers: int = 1) -> tuple[list[VoiceTask], list[str]]:
-    """Every voice of the default corpus (deterministic for a seed) and the sources left out, with reasons."""
-    synthesised, notes = synthesiser_tasks(hours, seed, workers)
+def _chosen(engine: str, sources: list[str] | None) -> bool:
+    return sources is None or any(fnmatch.fnmatchcase(engine, pattern) for pattern in sources)
+
+
+def plan(hours: float = 5.0, seed: int = 0, workers: int = 1,
+         sources: list[str] | None = None) -> tuple[list[VoiceTask], list[str]]:
+    """Every voice of the default corpus (deterministic for a seed) and the sources left out, with reasons;
+    `sources` (engine names or shell patterns: `espeak-ng`, `fillets-ng-data-*`) keeps only those engines."""
+    synthesised, notes = synthesiser_tasks(hours, seed, workers, sources)
     recorded, more = recording_tasks()
+    recorded = [t for t in recorded if _chosen(t.voice.engine, sources)]
+    if sources is not None and not synthesised + recorded:
+        raise ValueError(f"no installed source matches {' '.join(sources)}")
     return synthesised + recorded, notes + more
 
 
@@ -899,9 +911,9 @@ def build(out: str | Path, tasks: list[VoiceTask], workers: int = 1, notes: list
 
 
 def build_corpus(out: str | Path, hours: float = 5.0, seed: int = 0, workers: int = 1,
-                 progress: bool = False) -> CorpusSummary:
-    """`dck-talking corpus`: the default corpus from every installed source."""
-    tasks, notes = plan(hours, seed, workers)
+                 progress: bool = False, sources: list[str] | None = None) -> CorpusSummary:
+    """`dck-talking corpus`: the default corpus from every installed source (or those of `sources`)."""
+    tasks, notes = plan(hours, seed, workers, sources)
     return build(out, tasks, workers, notes, progress)
 
 
