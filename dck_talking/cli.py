@@ -225,6 +225,20 @@ def _lip_phones(args: argparse.Namespace) -> None:
     print(format_lip_phones(results))
 
 
+def _scorecard(args: argparse.Namespace) -> None:
+    from .evaluate import load_checkpoints
+    from .scorecard import format_scorecard, scorecard
+
+    models = load_checkpoints(args.checkpoint)
+    if args.baseline:
+        from .baseline import DrawnVisemes
+
+        models["drawn visemes (no network)"] = DrawnVisemes()
+    card = scorecard(models, args.pack, args.corpus, pairs=args.pairs, faces=args.faces, spoken=args.recordings,
+                     seed=args.seed, device=args.device or "cpu")
+    print(format_scorecard(card))
+
+
 def _data_sync(args: argparse.Namespace) -> None:
     from .evaluate import clip_sync, format_clip_sync
 
@@ -296,6 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     lip_phones.add_argument("--per-voice", type=int, default=2, help="recordings of each held-out voice")
     lip_phones.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     lip_phones.set_defaults(func=_lip_phones)
+
+    card = commands.add_parser("scorecard", help="seen/unseen faces x seen/unseen voices (LMD against identity, "
+                                                 "sharpness, sync, phones) and Table I on unseen faces and voices")
+    card.add_argument("--checkpoint", action="append", required=True,
+                      help="[NAME=]folder or repo id (repeatable; the first is the one judged in Table I)")
+    card.add_argument("--pack", required=True, help="a training pack: its faces and the pairs rendered from them")
+    card.add_argument("--corpus", required=True, help="the speech corpus the pack came from: its held-out human "
+                                                      "recordings and espeak-ng training voices are spoken")
+    card.add_argument("--baseline", action="store_true", help="add the network-free baseline (drawn visemes)")
+    card.add_argument("--pairs", type=int, default=256, help="pairs per grid cell and in Table I")
+    card.add_argument("--faces", type=int, default=3, help="faces rendered per grid cell (videos first)")
+    card.add_argument("--recordings", type=int, default=3, help="recordings each face speaks per grid cell")
+    card.add_argument("--device")
+    card.add_argument("--seed", type=int, default=0)
+    card.set_defaults(func=_scorecard)
 
     data_sync = commands.add_parser("data-sync", help="lip-sync score of stored clips (prepare/synth output) "
                                     "against their own sound: finds clips out of step")

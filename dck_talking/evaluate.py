@@ -46,20 +46,25 @@ class _Identity(torch.nn.Module):
         return TalkerOutput(output=frames, alpha=torch.zeros_like(frames[:, :1]), motion=frames)
 
 
+IDENTITY = "identity (input frame)"
+
+
 def evaluate(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 256, batch_size: int = 16,
-             seed: int = 0, device: str = "cpu") -> list[Row]:
-    """Metrics of each model, and of the identity baseline, on the same `pairs` random pairs; every row
-    after the first also carries its LMD change from the first model (`paired_difference`)."""
+             seed: int = 0, device: str = "cpu", against: str | None = None) -> list[Row]:
+    """Metrics of each model, and of the identity baseline (`IDENTITY`), on the same `pairs` random pairs;
+    every row but `against`'s (the first model's by default) carries its LMD change from it
+    (`paired_difference`)."""
     chosen = np.random.default_rng(seed).permutation(len(dataset))[:pairs].tolist()
     loader = DataLoader(Subset(dataset, chosen), batch_size=batch_size)
     results = {name: pair_metrics(model.to(device), loader, torch.device(device), landmarks=True)
-               for name, model in {**models, "identity (input frame)": _Identity()}.items()}
-    first = next(iter(results.values()))["lmd"]
+               for name, model in {**models, IDENTITY: _Identity()}.items()}
+    against = against or next(iter(results))
     rows = []
-    for i, (name, per_pair) in enumerate(results.items()):
+    for name, per_pair in results.items():
         means = mean_metrics(per_pair)
-        rows.append(Row(name, means["psnr"], means["ssim"], means.get("lmd", float("nan")),
-                        None if i == 0 else paired_difference(first, per_pair["lmd"], seed=seed), means["sharpness"]))
+        change = None if name == against else paired_difference(results[against]["lmd"], per_pair["lmd"], seed=seed)
+        rows.append(Row(name, means["psnr"], means["ssim"], means.get("lmd", float("nan")), change,
+                        means["sharpness"]))
     return rows
 
 
@@ -76,7 +81,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 10_000,
 
 
 def format_table(rows: list[Row], pairs: int) -> str:
-    versus = f"LMD minus {rows[0].name} (95% interval)"
+    versus = f"LMD minus {next(r.name for r in rows if r.lmd_change is None)} (95% interval)"
     lines = [f"{pairs} held-out pairs; LMD in pixels of a 256 crop (lower is better); sharpness: the lower face's "
              "variance of the Laplacian, output over input (1 = as sharp)", "",
              f"| model | PSNR | SSIM | LMD | sharpness | {versus} |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -129,19 +134,23 @@ class LipPhones:
     curve: dict[int, float]
 
 
-def lip_phone_measures(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path, phones: list,
-                       max_offset: int = 5) -> LipPhones:
-    """Render `face` speaking `speech` once and measure its lips (MediaPipe) against `phones`, the
-    speech's phone timings (forced-aligned for a recording)."""
-    from .data.visemes import track
-    from .metrics import phone_frames
-
+def rendered_lip_gaps(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path) -> tuple[np.ndarray, float]:
+    """Render `face` speaking `speech` once: the lip gap of every frame (MediaPipe; NaN where no mouth is
+    found) and the video's frame rate."""
     fps = PHOTO_FPS if is_image(face) else float(probe(face).fps)
-    with MouthLandmarks() as landmarks, tempfile.TemporaryDirectory(prefix="dck-phones-") as folder:
+    with MouthLandmarks() as landmarks, tempfile.TemporaryDirectory(prefix="dck-lips-") as folder:
         video = Path(folder) / "video.mp4"
         pipe.generate(face, speech, video)
         gaps = np.array([np.nan if (points := landmarks(frame)) is None else lip_gap(points)
                          for frame in iter_frames(video)])
+    return gaps, fps
+
+
+def phone_measures(gaps: np.ndarray, phones: list, fps: float, max_offset: int = 5) -> LipPhones:
+    """Lip gaps of a rendered video against `phones`, the speech's phone timings."""
+    from .data.visemes import track
+    from .metrics import phone_frames
+
     reference = track(phones, len(gaps), fps).openness
     # sync_score's offset d pairs gap i with reference i + d: a mouth d frames late peaks at -d.
     result = sync_score(gaps, reference, max_offset)
@@ -149,6 +158,14 @@ def lip_phone_measures(pipe: TalkingFacePipeline, face: str | Path, speech: str 
     closed, opened = np.nanmean(gaps[moments.bilabial]), np.nanmean(gaps[moments.open_vowel])
     return LipPhones(float(closed / opened) if opened > 0 else float("nan"), result.score, -result.offset,
                      {-d: c for d, c in sorted(result.curve.items(), reverse=True)})
+
+
+def lip_phone_measures(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path, phones: list,
+                       max_offset: int = 5) -> LipPhones:
+    """Render `face` speaking `speech` once and measure its lips against `phones` (forced-aligned for a
+    recording)."""
+    gaps, fps = rendered_lip_gaps(pipe, face, speech)
+    return phone_measures(gaps, phones, fps, max_offset)
 
 
 def held_out_recordings(corpus: str | Path, per_voice: int = 2, min_seconds: float = 3.0) -> list[tuple[str, Path, list]]:

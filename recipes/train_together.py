@@ -126,7 +126,7 @@ class Run:
             _, loss_g, loss_d, parts = adversarial_step(self.config, self.model, self.discriminator, self.discriminator,
                                                         (self.opt_g, self.opt_d), self.schedule, batch,
                                                         torch.Tensor.backward)
-        self.parts = {"g": loss_g, "d": loss_d, **parts}
+        self.parts = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in {"g": loss_g, "d": loss_d, **parts}.items()}
 
 
 def save_variant(model: DCKTalker, folder: Path) -> None:

@@ -244,3 +244,35 @@ def test_plan_sources_keep_texts_and_share_hours():
     assert sum(t.seconds for t in only if t.voice.split == "train") == pytest.approx(3600.0)
     with pytest.raises(ValueError, match="no installed source matches nothing"):
         corpus_lib.plan(hours=1.0, seed=0, sources=["nothing"])
+
+
+def test_scorecard_grids_on_a_tiny_pack(tiny, tmp_path):
+    """Both grids and Table I on the example face (seen) and its mirror image (unseen), speaking the corpus's
+    espeak-ng voice (seen) and its held-out recording (unseen); the drawn-visemes baseline's mouth follows the
+    phones of speech it has never heard."""
+    import cv2
+
+    from dck_talking.baseline import DrawnVisemes
+    from dck_talking.data.pack import FaceSource, corpus_speech, write_faces, write_speech
+    from dck_talking.evaluate import IDENTITY
+    from dck_talking.examples import FACE
+    from dck_talking.image import read_image
+    from dck_talking.scorecard import format_scorecard, scorecard
+
+    image = read_image(FACE)
+    cv2.imwrite(str(tmp_path / "mirror.png"), cv2.cvtColor(np.ascontiguousarray(image[:, ::-1]), cv2.COLOR_RGB2BGR))
+    write_faces([FaceSource("a", str(FACE)), FaceSource("b", str(tmp_path / "mirror.png"), "eval")], tmp_path / "pack")
+    write_speech(corpus_speech(tiny, hours=1.0, augmented=0.0), tmp_path / "pack")
+    card = scorecard({"drawn": DrawnVisemes()}, tmp_path / "pack", tiny, pairs=4, faces=1, spoken=1)
+    cells = [("train", "train"), ("train", "eval"), ("eval", "train"), ("eval", "eval")]
+    assert list(card.pairs) == list(card.spoken) == cells
+    for rows in card.pairs.values():
+        assert [r.name for r in rows] == ["drawn", IDENTITY]
+        assert rows[1].lmd_change is None and rows[0].lmd_change is not None  # judged against identity
+    assert card.faces == {"train": [str(FACE)], "eval": [str(tmp_path / "mirror.png")]}
+    assert card.recordings["eval"] == ["test/speaker test-speaker-hello.flac"]
+    unseen = card.spoken[("eval", "eval")]["drawn"]
+    assert unseen.phones.correlation > 0.3 and abs(unseen.phones.peak) <= 1
+    assert [r.name for r in card.table_one] == ["drawn", IDENTITY] and card.table_one[0].lmd_change is None
+    text = format_scorecard(card)
+    assert "| drawn | unseen | unseen |" in text and "Table I: unseen faces, unseen human voices." in text
