@@ -235,7 +235,7 @@ def _scorecard(args: argparse.Namespace) -> None:
 
         models["drawn visemes (no network)"] = DrawnVisemes()
     card = scorecard(models, args.pack, args.corpus, pairs=args.pairs, faces=args.faces, spoken=args.recordings,
-                     seed=args.seed, device=args.device or "cpu")
+                     seed=args.seed, device=args.device or "cpu", videos=args.videos)
     print(format_scorecard(card))
 
 
@@ -322,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--pairs", type=int, default=256, help="pairs per grid cell and in Table I")
     card.add_argument("--faces", type=int, default=3, help="faces rendered per grid cell (videos first)")
     card.add_argument("--recordings", type=int, default=3, help="recordings each face speaks per grid cell")
+    card.add_argument("--videos", help="keep the rendered videos in this folder (a subfolder per model)")
     card.add_argument("--device")
     card.add_argument("--seed", type=int, default=0)
     card.set_defaults(func=_scorecard)

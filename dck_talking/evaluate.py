@@ -134,12 +134,13 @@ class LipPhones:
     curve: dict[int, float]
 
 
-def rendered_lip_gaps(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path) -> tuple[np.ndarray, float]:
+def rendered_lip_gaps(pipe: TalkingFacePipeline, face: str | Path, speech: str | Path,
+                      keep: str | Path | None = None) -> tuple[np.ndarray, float]:
     """Render `face` speaking `speech` once: the lip gap of every frame (MediaPipe; NaN where no mouth is
-    found) and the video's frame rate."""
+    found) and the video's frame rate. The video is written to `keep` if given, else thrown away."""
     fps = PHOTO_FPS if is_image(face) else float(probe(face).fps)
     with MouthLandmarks() as landmarks, tempfile.TemporaryDirectory(prefix="dck-lips-") as folder:
-        video = Path(folder) / "video.mp4"
+        video = Path(keep) if keep is not None else Path(folder) / "video.mp4"
         pipe.generate(face, speech, video)
         gaps = np.array([np.nan if (points := landmarks(frame)) is None else lip_gap(points)
                          for frame in iter_frames(video)])

@@ -14,6 +14,7 @@ Then the paper's Table I on unseen faces speaking the unseen human voices, every
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,12 +88,14 @@ def recordings(corpus, split: str, count: int, seed: int = 0) -> list[tuple[str,
 
 
 def spoken_scores(pipe: TalkingFacePipeline, faces: list[str], spoken: list[tuple[str, Path, list]],
-                  max_offset: int = 5) -> Spoken:
-    """Every face speaking every recording, once each: loudness and phone measures pooled by mean."""
+                  max_offset: int = 5, videos: Path | None = None) -> Spoken:
+    """Every face speaking every recording, once each: loudness and phone measures pooled by mean. With
+    `videos`, the rendered videos are kept there as FACE--RECORDING.mp4."""
     loud_curves, measures = [], []
     for face in faces:
         for _, audio, phones in spoken:
-            gaps, fps = rendered_lip_gaps(pipe, face, audio)
+            keep = None if videos is None else videos / f"{Path(face).stem}--{Path(audio).stem}.mp4"
+            gaps, fps = rendered_lip_gaps(pipe, face, audio, keep)
             envelope = speech_envelope(melspectrogram(load_speech(audio)), len(gaps), fps)
             loud_curves.append(sync_score(gaps, envelope, max_offset).curve)
             measures.append(phone_measures(gaps, phones, fps, max_offset))
@@ -102,8 +105,10 @@ def spoken_scores(pipe: TalkingFacePipeline, faces: list[str], spoken: list[tupl
 
 
 def scorecard(models: dict[str, torch.nn.Module], pack: str | Path, corpus: str | Path, pairs: int = 256,
-              faces: int = 3, spoken: int = 3, seed: int = 0, device: str = "cpu") -> Scorecard:
-    """The two grids and Table I (see the module's docstring) for `models` (the first is the one judged)."""
+              faces: int = 3, spoken: int = 3, seed: int = 0, device: str = "cpu",
+              videos: str | Path | None = None) -> Scorecard:
+    """The two grids and Table I (see the module's docstring) for `models` (the first is the one judged);
+    with `videos`, every rendered video is kept in videos/MODEL/."""
     from .data.corpus import load_corpus
 
     data, speech = Pack.load(pack), load_corpus(corpus)
@@ -121,13 +126,21 @@ def scorecard(models: dict[str, torch.nn.Module], pack: str | Path, corpus: str 
             dataset = RenderedPairs(data, face_split, pairs, seed, degrade=False, window_lead=lead,
                                     speech_split=voice_split, voices=voices[voice_split])
             grid[cell] = evaluate(models, dataset, pairs, seed=seed, device=device, against=IDENTITY)
-            said[cell] = {name: spoken_scores(pipe, chosen_faces[face_split], chosen_speech[voice_split])
-                          for name, pipe in pipes.items()}
+            said[cell] = {name: spoken_scores(pipe, chosen_faces[face_split], chosen_speech[voice_split],
+                                              videos=_folder(videos, name)) for name, pipe in pipes.items()}
     table_one = evaluate(models, RenderedPairs(data, "eval", pairs, seed, degrade=False, window_lead=lead,
                                                speech_split="eval", voices=voices["eval"]), pairs, seed=seed,
                          device=device)
     return Scorecard(grid, said, table_one, pairs, chosen_faces,
                      {split: [f"{v} {Path(a).name}" for v, a, _ in chosen_speech[split]] for split in SPLITS})
+
+
+def _folder(videos: str | Path | None, model: str) -> Path | None:
+    if videos is None:
+        return None
+    folder = Path(videos) / re.sub(r"[^\w.-]+", "-", model).strip("-")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def format_scorecard(card: Scorecard) -> str:

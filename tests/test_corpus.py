@@ -263,16 +263,20 @@ def test_scorecard_grids_on_a_tiny_pack(tiny, tmp_path):
     cv2.imwrite(str(tmp_path / "mirror.png"), cv2.cvtColor(np.ascontiguousarray(image[:, ::-1]), cv2.COLOR_RGB2BGR))
     write_faces([FaceSource("a", str(FACE)), FaceSource("b", str(tmp_path / "mirror.png"), "eval")], tmp_path / "pack")
     write_speech(corpus_speech(tiny, hours=1.0, augmented=0.0), tmp_path / "pack")
-    card = scorecard({"drawn": DrawnVisemes()}, tmp_path / "pack", tiny, pairs=4, faces=1, spoken=1)
+    card = scorecard({"drawn (no network)": DrawnVisemes()}, tmp_path / "pack", tiny, pairs=4, faces=1, spoken=1,
+                     videos=tmp_path / "videos")
     cells = [("train", "train"), ("train", "eval"), ("eval", "train"), ("eval", "eval")]
     assert list(card.pairs) == list(card.spoken) == cells
     for rows in card.pairs.values():
-        assert [r.name for r in rows] == ["drawn", IDENTITY]
+        assert [r.name for r in rows] == ["drawn (no network)", IDENTITY]
         assert rows[1].lmd_change is None and rows[0].lmd_change is not None  # judged against identity
     assert card.faces == {"train": [str(FACE)], "eval": [str(tmp_path / "mirror.png")]}
     assert card.recordings["eval"] == ["test/speaker test-speaker-hello.flac"]
-    unseen = card.spoken[("eval", "eval")]["drawn"]
+    unseen = card.spoken[("eval", "eval")]["drawn (no network)"]
     assert unseen.phones.correlation > 0.3 and abs(unseen.phones.peak) <= 1
-    assert [r.name for r in card.table_one] == ["drawn", IDENTITY] and card.table_one[0].lmd_change is None
+    assert [r.name for r in card.table_one] == ["drawn (no network)", IDENTITY]
+    assert card.table_one[0].lmd_change is None
     text = format_scorecard(card)
-    assert "| drawn | unseen | unseen |" in text and "Table I: unseen faces, unseen human voices." in text
+    assert "| drawn (no network) | unseen | unseen |" in text and "Table I: unseen faces, unseen human voices." in text
+    kept = sorted(p.name for p in (tmp_path / "videos" / "drawn-no-network").iterdir())
+    assert len(kept) == 4 and "mirror--test-speaker-hello.mp4" in kept
