@@ -174,14 +174,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     models = evaluate.load_checkpoints(args.checkpoint)
     if bool(args.data) == bool(args.pack):
         raise DCKError("give held-out clip folders (--data) or a training pack (--pack), not both")
+    lead = next(iter(models.values())).window_lead
     if args.pack:
         from .data.rendered import RenderedPairs
 
-        lead = next(iter(models.values())).window_lead
         dataset = RenderedPairs(args.pack, args.faces, args.pairs, args.seed, degrade=False, window_lead=lead,
                                 speech_split=args.speech, voices=args.voices)
     else:
-        dataset = PairDataset(args.data, seed=args.seed)
+        dataset = PairDataset(args.data, seed=args.seed, window_lead=lead)
     if args.baseline:
         from .baseline import DrawnVisemes
 

@@ -54,6 +54,12 @@ def evaluate(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 
     """Metrics of each model, and of the identity baseline (`IDENTITY`), on the same `pairs` random pairs;
     every row but `against`'s (the first model's by default) carries its LMD change from it
     (`paired_difference`)."""
+    lead = getattr(dataset, "window_lead", 0)
+    others = {name: m.window_lead for name, m in models.items() if m.window_lead != lead}
+    if others:
+        raise DCKError(f"the pairs' sound windows lead their frames by {lead} mel steps, but "
+                       + ", ".join(f"{name}'s by {value}" for name, value in others.items())
+                       + ": evaluate models of different window leads separately")
     chosen = np.random.default_rng(seed).permutation(len(dataset))[:pairs].tolist()
     loader = DataLoader(Subset(dataset, chosen), batch_size=batch_size)
     results = {name: pair_metrics(model.to(device), loader, torch.device(device), landmarks=True)

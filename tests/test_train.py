@@ -312,3 +312,16 @@ def test_cli_trains_a_warp_model_on_pairs_rendered_from_a_pack(pack, tmp_path, c
     assert saved["pack"] == str(pack.root) and saved["model_overrides"]["motion"] == "warp"
     code = main(["train", "--out", str(tmp_path / "run2"), "--steps", "1"])
     assert code == 2 and "no training data" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_models_of_another_window_lead(tmp_path):
+    """Pairs carry sound windows for one window lead: a model that expects another would be judged out of step."""
+    from dck_talking.data import PairDataset
+    from dck_talking.errors import DCKError
+    from dck_talking.evaluate import evaluate
+
+    write_group(tmp_path / "data")
+    models = {"ahead": DCKTalker(**TINY, window_lead=4), "plain": DCKTalker(**TINY)}
+    with pytest.raises(DCKError, match="lead their frames by 4 mel steps, but plain's by 0: evaluate models of "
+                                       "different window leads separately"):
+        evaluate(models, PairDataset(tmp_path / "data", size=64, window_lead=4), pairs=2)
