@@ -99,11 +99,11 @@ class Run:
     """One variant: its generator, discriminator, optimisers and a cosine whose length is set later."""
 
     def __init__(self, name: str, visemes: str, lr: float, device: str, seed: int, freeze_audio: bool = False,
-                 disc_channels: int = 64, start: Path | None = None) -> None:
+                 disc_channels: int = 64, start: Path | None = None, mouth_weight: float = 0.0) -> None:
         preset, overrides, losses, frozen = VARIANTS[name]
         torch.manual_seed(seed)
         self.name, self.total, self.frozen = name, None, frozen or freeze_audio
-        self.config = TrainConfig(data=[], out="", **losses)
+        self.config = TrainConfig(data=[], out="", mouth_weight=mouth_weight, **losses)
         self.model = build_model(preset, overrides, visemes)
         if start is not None:
             self.model.load_state_dict(DCKTalker.from_pretrained(start / name).state_dict())
@@ -167,6 +167,8 @@ def main() -> None:
     parser.add_argument("--start", help="an earlier run's OUT: each variant continues from its folder there")
     parser.add_argument("--disc-channels", type=int, default=64, help="width of the discriminator")
     parser.add_argument("--save-minutes", type=float, help="also write the variants' folders this often")
+    parser.add_argument("--mouth-weight", type=float, default=0.0,
+                        help="every variant: L1 of output and motion image in the box around the lips (not the paper's)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
@@ -184,8 +186,8 @@ def main() -> None:
         visemes = str(train_audio(args.pack, Path(args.work), out, args.audio_minutes, args.window_lead, args.device,
                                   args.workers, log))
     start = Path(args.start) if args.start else None
-    runs = [Run(name, visemes, args.lr, args.device, args.seed, args.freeze_audio, args.disc_channels, start)
-            for name in args.variants]
+    runs = [Run(name, visemes, args.lr, args.device, args.seed, args.freeze_audio, args.disc_channels, start,
+                args.mouth_weight) for name in args.variants]
     for run in runs:
         log(run.name, f"{sum(p.numel() for p in run.model.parameters()) / 1e6:.2f}M parameters")
     pairs = RenderedPairs(args.pack, "train", 10**8, args.seed, window_lead=runs[0].model.window_lead)
