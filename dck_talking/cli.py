@@ -167,6 +167,13 @@ def _train_lips(args: argparse.Namespace) -> None:
     print(f"{args.out}: mean lip landmark error {metrics['lip_error_px']:.2f} px on {where}")
 
 
+def _add_baseline(models: dict) -> None:
+    """`--baseline`: the network-free row, the predicted visemes drawn onto each face."""
+    from .baseline import DrawnVisemes
+
+    models["drawn visemes (no network)"] = DrawnVisemes()
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from . import evaluate
     from .data import PairDataset
@@ -183,9 +190,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     else:
         dataset = PairDataset(args.data, seed=args.seed, window_lead=lead)
     if args.baseline:
-        from .baseline import DrawnVisemes
-
-        models["drawn visemes (no network)"] = DrawnVisemes()
+        _add_baseline(models)
     rows = evaluate.evaluate(models, dataset, args.pairs, seed=args.seed, device=args.device or "cpu")
     print(evaluate.format_table(rows, min(args.pairs, len(dataset))))
 
@@ -215,9 +220,7 @@ def _lip_phones(args: argparse.Namespace) -> None:
     recordings = held_out_recordings(args.corpus, args.per_voice)
     models = load_checkpoints(args.checkpoint) if args.checkpoint else {"bundled": load_model()[0]}
     if args.baseline:
-        from .baseline import DrawnVisemes
-
-        models["drawn visemes (no network)"] = DrawnVisemes()
+        _add_baseline(models)
     pipes = {name: TalkingFacePipeline(model, device=args.device) for name, model in models.items()}
     print(f"{len(recordings)} recordings: " + ", ".join(f"{voice} {path.name}" for voice, path, _ in recordings) + "\n")
     results = {Path(face).name: {name: pooled([lip_phone_measures(pipe, face, path, phones) for _, path, phones in recordings])
@@ -231,9 +234,7 @@ def _scorecard(args: argparse.Namespace) -> None:
 
     models = load_checkpoints(args.checkpoint)
     if args.baseline:
-        from .baseline import DrawnVisemes
-
-        models["drawn visemes (no network)"] = DrawnVisemes()
+        _add_baseline(models)
     card = scorecard(models, args.pack, args.corpus, pairs=args.pairs, faces=args.faces, spoken=args.recordings,
                      seed=args.seed, device=args.device or "cpu", videos=args.videos)
     print(format_scorecard(card))

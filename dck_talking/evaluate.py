@@ -54,6 +54,12 @@ def evaluate(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 
     """Metrics of each model, and of the identity baseline (`IDENTITY`), on the same `pairs` random pairs;
     every row but `against`'s (the first model's by default) carries its LMD change from it
     (`paired_difference`)."""
+    return compare(pair_results(models, dataset, pairs, batch_size, seed, device), against, seed)
+
+
+def pair_results(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 256, batch_size: int = 16,
+                 seed: int = 0, device: str = "cpu") -> dict[str, dict[str, np.ndarray]]:
+    """Per-pair metrics (`train.pair_metrics`) of each model and of `IDENTITY` on the same `pairs` random pairs."""
     lead = getattr(dataset, "window_lead", 0)
     others = {name: m.window_lead for name, m in models.items() if m.window_lead != lead}
     if others:
@@ -62,8 +68,13 @@ def evaluate(models: dict[str, torch.nn.Module], dataset: Dataset, pairs: int = 
                        + ": evaluate models of different window leads separately")
     chosen = np.random.default_rng(seed).permutation(len(dataset))[:pairs].tolist()
     loader = DataLoader(Subset(dataset, chosen), batch_size=batch_size)
-    results = {name: pair_metrics(model.to(device), loader, torch.device(device), landmarks=True)
-               for name, model in {**models, IDENTITY: _Identity()}.items()}
+    return {name: pair_metrics(model.to(device), loader, torch.device(device), landmarks=True)
+            for name, model in {**models, IDENTITY: _Identity()}.items()}
+
+
+def compare(results: dict[str, dict[str, np.ndarray]], against: str | None = None, seed: int = 0) -> list[Row]:
+    """A row of mean metrics per model of `pair_results`; every row but `against`'s (the first's by default)
+    carries its LMD change from it."""
     against = against or next(iter(results))
     rows = []
     for name, per_pair in results.items():
@@ -175,6 +186,11 @@ def lip_phone_measures(pipe: TalkingFacePipeline, face: str | Path, speech: str 
     return phone_measures(gaps, phones, fps, max_offset)
 
 
+def human_voices(corpus) -> list[str]:
+    """The held-out human voices of a loaded corpus (`data.corpus.load_corpus`), by name."""
+    return sorted(v for v, info in corpus.voices.items() if info["split"] == "eval" and info["kind"] == "human")
+
+
 def held_out_recordings(corpus: str | Path, per_voice: int = 2, min_seconds: float = 3.0) -> list[tuple[str, Path, list]]:
     """Human recordings of a corpus's eval split whose phones are forced-aligned to a transcript:
     (voice, audio file, phones), the `per_voice` longest of each voice that last `min_seconds` or more."""
@@ -182,9 +198,7 @@ def held_out_recordings(corpus: str | Path, per_voice: int = 2, min_seconds: flo
 
     data = load_corpus(corpus)
     chosen = []
-    for voice, info in sorted(data.voices.items()):
-        if info["split"] != "eval" or info["kind"] != "human":
-            continue
+    for voice in human_voices(data):
         aligned = sorted((u for u in data.utterances if u.voice == voice and u.phone_source == "forced-alignment"
                           and u.seconds >= min_seconds), key=lambda u: -u.seconds)
         chosen += [(voice, u.audio_path, data.phones(u)) for u in aligned[:per_voice]]

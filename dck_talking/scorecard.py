@@ -25,8 +25,9 @@ from .audio import melspectrogram
 from .data.pack import Pack
 from .data.rendered import RenderedPairs
 from .errors import DCKError
-from .evaluate import (IDENTITY, LipPhones, Row, evaluate, format_table, phone_measures, pooled,
-                       rendered_lip_gaps)
+from .evaluate import (IDENTITY, LipPhones, Row, compare, format_table, held_out_recordings, human_voices,
+                       pair_results, phone_measures, pooled, rendered_lip_gaps)
+from .image import is_image
 from .metrics import speech_envelope, sync_score
 from .pipeline import TalkingFacePipeline, load_speech
 
@@ -54,16 +55,11 @@ class Scorecard:
     recordings: dict[str, list[str]]  # split -> rendered recordings
 
 
-def human_voices(corpus) -> list[str]:
-    """The corpus's held-out human voices."""
-    return sorted(v for v, info in corpus.voices.items() if info["split"] == "eval" and info["kind"] == "human")
-
-
 def real_faces(pack: Pack, split: str, count: int) -> list[str]:
     """Up to `count` face files of the pack's real people in `split` (videos first, then photos by name)."""
     sources = [Path(i["source"]) for i in pack.identities
                if i["split"] == split and "derived" not in i and Path(i["source"]).is_file()]
-    ordered = sorted(sources, key=lambda p: (p.suffix.lower() not in {".mp4", ".mov", ".webm", ".mkv"}, p.name))
+    ordered = sorted(sources, key=lambda p: (is_image(p), p.name))
     return [str(p) for p in ordered[:count]]
 
 
@@ -71,8 +67,6 @@ def recordings(corpus, split: str, count: int, seed: int = 0) -> list[tuple[str,
     """(voice, audio, phones) to speak: for "train", an English espeak-ng training utterance of each of `count`
     voices drawn by seed (the one nearest 5 s long); for "eval", the longest forced-aligned recording of each
     held-out human voice (up to `count`)."""
-    from .evaluate import held_out_recordings
-
     if split == "eval":
         return held_out_recordings(corpus.root, per_voice=1)[:count]
     by_voice: dict[str, list] = {}
@@ -92,11 +86,12 @@ def spoken_scores(pipe: TalkingFacePipeline, faces: list[str], spoken: list[tupl
     """Every face speaking every recording, once each: loudness and phone measures pooled by mean. With
     `videos`, the rendered videos are kept there as FACE--RECORDING.mp4."""
     loud_curves, measures = [], []
+    mels = {audio: melspectrogram(load_speech(audio)) for _, audio, _ in spoken}
     for face in faces:
         for _, audio, phones in spoken:
             keep = None if videos is None else videos / f"{Path(face).stem}--{Path(audio).stem}.mp4"
             gaps, fps = rendered_lip_gaps(pipe, face, audio, keep)
-            envelope = speech_envelope(melspectrogram(load_speech(audio)), len(gaps), fps)
+            envelope = speech_envelope(mels[audio], len(gaps), fps)
             loud_curves.append(sync_score(gaps, envelope, max_offset).curve)
             measures.append(phone_measures(gaps, phones, fps, max_offset))
     # sync_score's offset d pairs gap i with loudness i + d: a mouth d frames late peaks at -d.
@@ -116,21 +111,22 @@ def scorecard(models: dict[str, torch.nn.Module], pack: str | Path, corpus: str 
     if not voices["eval"]:
         raise DCKError(f"{corpus}: no held-out human voices")
     lead = next(iter(models.values())).window_lead
-    grid, said = {}, {}
+    grid, said, table_one = {}, {}, []
     chosen_faces = {split: real_faces(data, split, faces) for split in SPLITS}
     chosen_speech = {split: recordings(speech, split, spoken, seed) for split in SPLITS}
     pipes = {name: TalkingFacePipeline(model, device=device) for name, model in models.items()}
+    folders = {name: _folder(videos, name) for name in models}  # a bad --videos stops it before any work
     for face_split in SPLITS:
         for voice_split in SPLITS:
             cell = (face_split, voice_split)
             dataset = RenderedPairs(data, face_split, pairs, seed, degrade=False, window_lead=lead,
                                     speech_split=voice_split, voices=voices[voice_split])
-            grid[cell] = evaluate(models, dataset, pairs, seed=seed, device=device, against=IDENTITY)
+            results = pair_results(models, dataset, pairs, seed=seed, device=device)
+            grid[cell] = compare(results, IDENTITY, seed)
+            if cell == ("eval", "eval"):  # Table I: the same pairs, every model against the first
+                table_one = compare(results, seed=seed)
             said[cell] = {name: spoken_scores(pipe, chosen_faces[face_split], chosen_speech[voice_split],
-                                              videos=_folder(videos, name)) for name, pipe in pipes.items()}
-    table_one = evaluate(models, RenderedPairs(data, "eval", pairs, seed, degrade=False, window_lead=lead,
-                                               speech_split="eval", voices=voices["eval"]), pairs, seed=seed,
-                         device=device)
+                                              videos=folders[name]) for name, pipe in pipes.items()}
     return Scorecard(grid, said, table_one, pairs, chosen_faces,
                      {split: [f"{v} {Path(a).name}" for v, a, _ in chosen_speech[split]] for split in SPLITS})
 
@@ -138,6 +134,8 @@ def scorecard(models: dict[str, torch.nn.Module], pack: str | Path, corpus: str 
 def _folder(videos: str | Path | None, model: str) -> Path | None:
     if videos is None:
         return None
+    if Path(videos).exists() and not Path(videos).is_dir():
+        raise DCKError(f"{videos}: not a folder (--videos keeps the rendered videos in a folder)")
     folder = Path(videos) / re.sub(r"[^\w.-]+", "-", model).strip("-")
     folder.mkdir(parents=True, exist_ok=True)
     return folder

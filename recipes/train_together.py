@@ -126,13 +126,16 @@ class Run:
             _, loss_g, loss_d, parts = adversarial_step(self.config, self.model, self.discriminator, self.discriminator,
                                                         (self.opt_g, self.opt_d), self.schedule, batch,
                                                         torch.Tensor.backward)
-        self.parts = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in {"g": loss_g, "d": loss_d, **parts}.items()}
+        self.parts = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
+                      for k, v in {"g": loss_g, "d": loss_d, **parts}.items()}
 
 
-def save_variant(model: DCKTalker, folder: Path) -> None:
-    """A variant as a model folder with fp16 weights (loaded into fp32 parameters), written atomically."""
-    with replacing_folder(folder) as partial:
-        copy.deepcopy(model).half().save_pretrained(partial)
+def save_variant(run: Run, out: Path) -> None:
+    """A variant as a model folder OUT/NAME with fp16 weights (loaded into fp32 parameters), written
+    atomically; the paper preset's 130 MB of fp16 weights stay behind (its figures come back)."""
+    if run.name != "paper":
+        with replacing_folder(out / run.name) as partial:
+            copy.deepcopy(run.model).half().save_pretrained(partial)
 
 
 @torch.no_grad()
@@ -224,10 +227,10 @@ def main() -> None:
         if step % 100 == 0:
             log(f"step {step} {time.time() - began:.0f}s data {waited / step * 1000:.0f} ms/step, "
                 f"models {stepped / step * 1000:.0f} ms/step | " + " | ".join(
-                    f"{r.name} " + " ".join(f"{k} {float(v):.3f}" for k, v in r.parts.items()) for r in runs))
+                    f"{r.name} " + " ".join(f"{k} {v:.3f}" for k, v in r.parts.items()) for r in runs))
         if args.save_minutes and time.time() - saved > args.save_minutes * 60:
             for run in runs:
-                save_variant(run.model, out / run.name)
+                save_variant(run, out)
             saved = time.time()
             log(f"step {step}: saved")
     log(f"trained {step} steps of {args.batch_size} pairs in {(time.time() - began) / 60:.1f} min")
@@ -237,8 +240,7 @@ def main() -> None:
         log(run.name, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
         configs[run.name] = {"config": run.model._hub_mixin_config, "metrics": metrics, "steps": step,
                              "batch_size": args.batch_size, "frozen_audio": run.frozen, "start": args.start}
-        if run.name != "paper":  # the paper preset's 130 MB of fp16 weights stay behind; its figures come back
-            save_variant(run.model, out / run.name)
+        save_variant(run, out)
     (out / "configs.json").write_text(json.dumps(configs, indent=1, default=str))
 
 

@@ -242,7 +242,7 @@ def test_plan_sources_keep_texts_and_share_hours():
     texts = {t.voice.id: [i.text for i in t.items[:5]] for t in every}
     assert all(texts[t.voice.id] == [i.text for i in t.items[:5]] for t in only)
     assert sum(t.seconds for t in only if t.voice.split == "train") == pytest.approx(3600.0)
-    with pytest.raises(ValueError, match="no installed source matches nothing"):
+    with pytest.raises(DCKError, match="no installed source matches nothing"):
         corpus_lib.plan(hours=1.0, seed=0, sources=["nothing"])
 
 
@@ -280,3 +280,6 @@ def test_scorecard_grids_on_a_tiny_pack(tiny, tmp_path):
     assert "| drawn (no network) | unseen | unseen |" in text and "Table I: unseen faces, unseen human voices." in text
     kept = sorted(p.name for p in (tmp_path / "videos" / "drawn-no-network").iterdir())
     assert len(kept) == 4 and "mirror--test-speaker-hello.mp4" in kept
+    with pytest.raises(DCKError, match="not a folder"):  # before any pair or video is rendered
+        scorecard({"drawn": DrawnVisemes()}, tmp_path / "pack", tiny, pairs=4, faces=1, spoken=1,
+                  videos=tmp_path / "mirror.png")

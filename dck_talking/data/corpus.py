@@ -783,7 +783,7 @@ def plan(hours: float = 5.0, seed: int = 0, workers: int = 1,
     recorded, more = recording_tasks()
     recorded = [t for t in recorded if _chosen(t.voice.engine, sources)]
     if sources is not None and not synthesised + recorded:
-        raise ValueError(f"no installed source matches {' '.join(sources)}")
+        raise DCKError(f"no installed source matches {' '.join(sources)}")
     return synthesised + recorded, notes + more
 
 
