@@ -261,7 +261,7 @@ def _demo(args: argparse.Namespace) -> None:
     model, what = load_model(args.checkpoint)
     summary = TalkingFacePipeline(model, device=args.device).generate(FACE, SPEECH, args.out, progress=True)
     print(summary)
-    print(f"demo: {Path(args.out).resolve()} (Grace Hopper's photo, 3 s of a LibriVox reading; model: {what})")
+    print(f"demo: {Path(args.out).resolve()} (a photo and a recording no training set has; model: {what})")
 
 
 def _checked(convert: Callable[[str], float], accept: Callable[[float], bool], wanted: str) -> Callable[[str], float]:

@@ -28,7 +28,7 @@ from dck_talking.video import VideoWriter, iter_frames, probe
 from dck_talking.webapp import build_demo, launch
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEECH_SECONDS, FPS = 2.99, 25
+SPEECH_SECONDS, FPS = 3.50, 25
 MAX_SECONDS = 4.0
 NOTE = "Model: a tiny one with random weights."
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

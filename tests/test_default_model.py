@@ -43,7 +43,7 @@ def test_demo_writes_demo_mp4_and_says_where(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert f"demo: {tmp_path / 'demo.mp4'}" in out and "bundled" in out
     info = probe(tmp_path / "demo.mp4")
-    assert (info.width, info.height) == (512, 600) and abs(info.duration - 2.99) < 0.05
+    assert (info.width, info.height) == (512, 600) and abs(info.duration - 3.50) < 0.05
 
 
 def test_delayed_shifts_later_and_earlier_with_silence():

@@ -67,10 +67,10 @@ def test_cli_visemes_table_and_json(predictor, capsys):
     assert main(["visemes", "--audio", str(SPEECH), "--model", str(predictor)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["frame", "t", "(s)", "open", "spread", "closed"]
-    assert len(table) == 1 + 75  # 2.99 s at 25 frames/s
+    assert len(table) == 1 + 88  # 3.50 s at 25 frames/s
     assert main(["visemes", "--audio", str(SPEECH), "--model", str(predictor), "--json", "--fps", "10"]) == 0
     track = json.loads(capsys.readouterr().out)
-    assert set(track) == {"fps", "frames"} and track["fps"] == 10.0 and len(track["frames"]) == 30
+    assert set(track) == {"fps", "frames"} and track["fps"] == 10.0 and len(track["frames"]) == 36
     assert all(set(f) == {"t", "open", "spread", "closed"} for f in track["frames"])
     assert [f["t"] for f in track["frames"][:3]] == [0.0, 0.1, 0.2]
     assert all(0 <= f[k] <= 1 for f in track["frames"] for k in ("open", "spread", "closed"))

@@ -32,7 +32,11 @@ def motion_homography(params: np.ndarray, center: np.ndarray, face_width: float)
     ry = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
     rx = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
     rz = np.array([[math.cos(roll), -math.sin(roll), 0], [math.sin(roll), math.cos(roll), 0], [0, 0, 1]])
-    h = k @ (rz @ rx @ ry) @ np.linalg.inv(k)
+    rotation = rz @ rx @ ry
+    # The face as a plane at the focal distance, turned about its own centre (not the camera's, which
+    # would pan the whole picture by f * tan(yaw) and carry a tightly framed face out of it).
+    e3 = np.array([[0.0], [0.0], [1.0]])
+    h = k @ (rotation + (np.eye(3) - rotation) @ e3 @ e3.T) @ np.linalg.inv(k)
     s = math.exp(params[5])
     shift = np.array([[s, 0, (1 - s) * center[0] + params[3] * face_width],
                       [0, s, (1 - s) * center[1] + params[4] * face_width], [0, 0, 1]])
