@@ -62,7 +62,7 @@ class TrainConfig:
     augment_audio: bool = False  # random recording level and band limit of the mel windows (other microphones)
     lip_reader: str | None = None  # a LipReader folder: adds the lip-shape loss (not the paper's)
     lip_weight: float = 0.3  # per pixel of lip landmark distance, when `lip_reader` is given
-    flow_weight: float = 0.0  # L1 (pixels) of a "warp" model's flow against the renderer's, near the lips (pack only)
+    flow_weight: float = 0.0  # L1 (pixels) of a "warp" model's flow against the renderer's, near the lips + overall (pack only)
     gate_weight: float = 0.0  # cross-entropy of a "warp" model's gate against the painted mouth interior (pack only)
     disc_channels: int = 64
     mixed_precision: str = "no"  # "no", "fp16" or "bf16"
@@ -296,9 +296,12 @@ def generator_loss(config: TrainConfig, result: TalkerOutput, batch: dict[str, t
         parts["mask"] = result.alpha.mean()
         total = total + config.mask_weight * parts["mask"]
     if config.flow_weight and result.flow is not None:
-        # Near the lips, where the renderer's flow holds (not the painted interior).
-        weight = batch["flow_valid"] * mouth_box(batch["lips"], result.output.shape[-1])
-        parts["flow"] = ((result.flow.float() - batch["flow"]).abs() * weight).sum() / (2 * weight.sum()).clamp(min=1)
+        # Wherever the renderer's flow holds (not the painted interior): its mean near the lips, where
+        # the mouth moves, plus its mean over the whole crop, where it is mostly 0. Without the second,
+        # the flow away from the lips was free, grained the motion image, and the mask shut against it.
+        valid, near = batch["flow_valid"], batch["flow_valid"] * mouth_box(batch["lips"], result.output.shape[-1])
+        error = (result.flow.float() - batch["flow"]).abs().mean(1, keepdim=True)
+        parts["flow"] = sum((error * w).sum() / w.sum().clamp(min=1) for w in (near, valid))
         total = total + config.flow_weight * parts["flow"]
     if config.gate_weight and result.gate is not None:
         gate, painted = result.gate.float().clamp(1e-5, 1 - 1e-5), batch["painted"]

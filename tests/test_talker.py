@@ -204,7 +204,8 @@ def test_warp_motion(dck, blending):
         result = model(frames, mels)
         assert result.flow.shape == (3, 2, 64, 64) and result.gate.shape == (3, 1, 64, 64)
         assert (result.flow == 0).all()  # a fresh model warps nothing...
-        assert result.gate.max() < 0.05  # ...and paints little
+        assert result.gate.max() < 0.05  # ...and paints little...
+        assert result.alpha.mean() > 0.9  # ...under an open mask, so the flow's gradient is not shut off
         model.unet.up[-1][0].bias[24:] = -100.0  # nothing painted: the input comes back
         torch.testing.assert_close(model(frames, mels).output, frames)
         alone = model(frames[1:2], mels[1:2])

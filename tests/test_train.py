@@ -292,6 +292,9 @@ def test_flow_and_gate_terms_follow_the_renderers_labels():
     right = parts(flow.clone(), painted.clamp(0.01, 0.99))
     wrong = parts(torch.zeros_like(flow), 1 - painted.clamp(0.01, 0.99))
     assert right["flow"] == 0 and wrong["flow"] > 0.1
+    strayed = flow.clone()  # right near the lips, 2 px off in a corner far from them: penalised too,
+    strayed[:, :, :8, :8] = 2.0  # as the mean over the pixels with a label (all but the 48 painted)
+    assert parts(strayed, painted.clamp(0.01, 0.99))["flow"] == pytest.approx(2.0 * 64 / (size * size - 48))
     assert right["gate"] < 0.02 < 1 < wrong["gate"]
     image = TalkerOutput(frames, torch.zeros(2, 1, size, size), frames)  # an "image" model has neither term
     assert not {"flow", "gate"} & set(generator_loss(config, image, batch, PatchDiscriminator(8))[1])

@@ -21,7 +21,8 @@ from .dynamic_conv import DynamicConv2d, KernelGenerator
 
 
 MOTIONS = ("image", "warp")
-GATE_BIAS = -4.0  # a fresh "warp" model paints almost nothing (gate ~ 0.02)
+GATE_BIAS = -6.0  # a fresh "warp" model paints almost nothing (gate ~ 0.0025: more, and the mask shuts)
+ALPHA_BIAS = 4.0  # ... and its attention mask is open (alpha ~ 0.98): the flow's gradient is not shut off
 
 
 @dataclass
@@ -129,12 +130,17 @@ class DCKUNet(nn.Module):
         self.flow_scale = image_size / 32  # crop pixels per unit of the head's flow output
 
     def init_head(self) -> None:
-        """Start the "warp" head as the identity: zero flow, and a gate shut by `GATE_BIAS`."""
+        """Start the "warp" head as the identity: zero flow, a gate shut by `GATE_BIAS`, and the mask
+        open by `ALPHA_BIAS` (the motion image is then the input itself). A shut mask (the paper's
+        start, alpha ~ 0.5 falling to ~ 0 while the motion image is still poor) scales the flow's effect
+        on the output, and so its gradient, by alpha: measured, a warp arm whose flow had learned 40% of
+        the renderer's flow still left the output at the input frame (alpha 0.06 around the lips)."""
         if self.motion != "warp":
             return
         conv = self.up[-1][0]
         with torch.no_grad():  # pixel shuffle: output channel c comes from conv channels 4c .. 4c + 3
             conv.weight[16:].zero_()
+            conv.bias[:4].fill_(ALPHA_BIAS)
             conv.bias[16:24].zero_()
             conv.bias[24:].fill_(GATE_BIAS)
 
