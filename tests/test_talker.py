@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from dck_talking import CheckpointError, DCKTalker
 from dck_talking.model.audio_encoder import LAYERS
-from dck_talking.model.unet import ConcatMiddle, DCKMiddle
+from dck_talking.model.unet import ConcatMiddle, DCKMiddle, smooth_mask
 
 
 def inputs(batch=2, size=64, seed=0):
@@ -214,6 +214,20 @@ def test_warp_motion(dck, blending):
         torch.testing.assert_close(getattr(alone, name), getattr(together, name)[1:2])
     image = DCKTalker(**TINY).eval()
     assert image(frames, mels).flow is None and image(frames, mels).gate is None
+
+
+def test_smooth_mask_removes_the_checkerboard_and_keeps_smooth_masks():
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]).remainder(2).float()[None, None]
+    torch.testing.assert_close(smooth_mask(checker)[..., 1:-1, 1:-1], torch.full((1, 1, 6, 6), 0.5))
+    ramp = torch.linspace(0, 1, 8)[None, None, None].expand(1, 1, 8, 8)
+    torch.testing.assert_close(smooth_mask(ramp)[..., 1:-1], ramp[..., 1:-1])
+    model = DCKTalker(**TINY, motion="warp").eval()  # the blend uses the mask it returns, smoothed
+    frames, mels = inputs()
+    with torch.no_grad():
+        model.unet.up[-1][0].bias[:4] = torch.tensor([3.0, -3.0, 3.0, -3.0])  # sub-pixel phases: a checkerboard
+        result = model(frames, mels)
+    torch.testing.assert_close(result.output, frames * (1 - result.alpha) + result.motion * result.alpha)
+    assert (result.alpha[..., 1:] - result.alpha[..., :-1]).abs().mean() < 0.1  # unsmoothed: 0.85
 
 
 def test_gradients_reach_the_flow():
