@@ -1,18 +1,19 @@
-"""Pictures of faces made from the bundled example face: scaled, turned, mirrored, colour-shifted,
-pasted at known places on a textured background (no downloads)."""
+"""Pictures of faces made from one portrait (Grace Hopper, US Navy photograph, public domain; the package's
+example face until it became a held-out one): scaled, turned, mirrored, colour-shifted, pasted at known
+places on a textured background (no downloads)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from dck_talking.examples import FACE
 from dck_talking.face import LandmarkDetector
 from dck_talking.image import read_image
 
-PHOTO = read_image(FACE)
+PHOTO = read_image(Path(__file__).parent / "data" / "grace_hopper.jpg")
 
 
 def example_face_box() -> tuple[float, float, float, float]:

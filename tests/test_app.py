@@ -89,7 +89,7 @@ def test_photo_and_speech_give_a_video_as_long_as_the_speech(client):
     info = probe(video)
     assert (info.width, info.height, info.fps) == (512, 600, FPS)
     assert abs(info.duration - SPEECH_SECONDS) <= 1 / FPS + 1e-6 and info.has_audio
-    assert summary.startswith("75 frames at 25 fps, face found in 75;")
+    assert summary.startswith("88 frames at 25 fps, face found in 88;")
     assert work_folders() <= before  # the working folder is gone once the video was handed over
 
 
@@ -202,7 +202,7 @@ def test_browser_uploads_generates_and_plays(url, tmp_path):
                 await v.play();
                 await new Promise(resolve => setTimeout(resolve, 500));
                 return [v.videoWidth, v.duration, v.currentTime]; }""")
-            page.locator("#summary", has_text="75 frames").wait_for()
+            page.locator("#summary", has_text="88 frames").wait_for()
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()

@@ -72,13 +72,13 @@ def test_video_end_to_end(pipe, clip, tmp_path):
     audio_seconds = len(load_audio(SPEECH)) / 16000
     assert (info.width, info.height, info.fps) == (WIDTH, HEIGHT, 25)
     assert abs(info.duration - audio_seconds) <= 1 / 25 + 1e-6  # as long as the audio, within a frame
-    assert summary.frames == info.frames == 75  # 40 source frames, extended by ping-pong
+    assert summary.frames == info.frames == 88  # 40 source frames, extended by ping-pong
     with av.open(str(out)) as container:
         assert container.metadata["comment"] == SYNTHETIC_COMMENT
         assert container.streams.audio and container.streams.audio[0].codec_context.name == "aac"
         assert container.streams.video[0].codec_context.name == "h264"
     # Ping-pong: output frames 40.. show source frames 38, 37, ...; blank frames 18-22 come twice.
-    assert summary.passed_through == 10 and summary.faces == 65
+    assert summary.passed_through == 10 and summary.faces == 78
 
     source = list(iter_frames(clip))
     output = list(iter_frames(out))
@@ -209,7 +209,7 @@ def test_cli_generate_with_a_checkpoint(clip, tmp_path, capsys):
                  "--checkpoint", str(tmp_path / "ckpt"), "--length", "freeze", "--batch-size", "4"])
     assert code == 0 and out.is_file()
     summary = capsys.readouterr().out
-    assert "75 frames at 25.00 fps" in summary and "passed through unchanged" in summary
+    assert "88 frames at 25.00 fps" in summary and "passed through unchanged" in summary
 
 
 def test_rotated_variable_frame_rate_phone_video(pipe, tmp_path):
