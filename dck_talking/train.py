@@ -62,7 +62,7 @@ class TrainConfig:
     augment_audio: bool = False  # random recording level and band limit of the mel windows (other microphones)
     lip_reader: str | None = None  # a LipReader folder: adds the lip-shape loss (not the paper's)
     lip_weight: float = 0.3  # per pixel of lip landmark distance, when `lip_reader` is given
-    flow_weight: float = 0.0  # L1 (pixels) of a "warp" model's flow against the renderer's, near the lips + overall (pack only)
+    flow_weight: float = 0.0  # L1 (px) of a "warp" model's flow against the renderer's, near the lips + overall (pack)
     gate_weight: float = 0.0  # cross-entropy of a "warp" model's gate against the painted mouth interior (pack only)
     disc_channels: int = 64
     mixed_precision: str = "no"  # "no", "fp16" or "bf16"

@@ -16,7 +16,7 @@
 On a CPU (the comparison of motion "warp" with "image", issue 22):
 
     python recipes/train_together.py --pack .pack --out runs/faces --variants full image --freeze-audio \
-        --minutes 80 --batch-size 8 --disc-channels 32 --workers 1 --save-minutes 15
+        --minutes 58 --batch-size 8 --disc-channels 32 --workers 1 --save-minutes 15 --mouth-weight 1 --lr 5e-4
 
 A run is bounded by wall time, not steps: the learning rate's cosine is fitted to the steps the first
 minute shows will fit.

@@ -6,7 +6,8 @@ attention mask `alpha` and a motion image `motion`; the result is `frame * (1 - 
 How the motion image is made (`motion`): `"image"` (the paper) paints it; `"warp"` (DESIGN §6) resamples
 the input crop along a predicted flow field and paints only what the input cannot show (mouth
 interior, teeth), under a gate: `motion = warp(frame, flow) * (1 - gate) + painted * gate`. A face the
-network has never seen then keeps its own skin and lips.
+network has never seen then keeps its own skin and lips. Its mask is smoothed (`smooth_mask`), and a fresh
+"warp" model starts as the identity with its mask open (`init_head`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .dynamic_conv import DynamicConv2d, KernelGenerator
 
 
 MOTIONS = ("image", "warp")
-GATE_BIAS = -10.0  # a fresh "warp" model paints nothing (gate ~ 5e-5: a leak of 0.003 of untrained paint grains the skin)
+GATE_BIAS = -10.0  # a fresh "warp" model paints nothing (gate ~ 5e-5; at 0.003 untrained paint grains the skin)
 ALPHA_BIAS = 4.0  # ... and its attention mask is open (alpha ~ 0.98): the flow's gradient is not shut off
 
 
