@@ -101,7 +101,8 @@ def _train(args: argparse.Namespace) -> None:
                          val_data=args.val_data, val_every=args.val_every, save_every=args.save_every,
                          disc_channels=args.disc_channels, lip_reader=args.lip_reader, lip_weight=args.lip_weight,
                          augment=args.augment, augment_audio=args.augment_audio, pack=args.pack,
-                         flow_weight=args.flow_weight, gate_weight=args.gate_weight, val_lmd=not args.no_val_lmd,
+                         flow_weight=args.flow_weight, gate_weight=args.gate_weight, moved_weight=args.moved_weight,
+                         val_lmd=not args.no_val_lmd,
                          audio_start=None if args.audio_start == "none" else args.audio_start,
                          model_overrides={"motion": args.motion} if args.motion else {})
     metrics = train(config)
@@ -469,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --pack and --motion warp: L1 of the flow against the renderer's, near the lips")
     train.add_argument("--gate-weight", type=float, default=0.0,
                        help="with --pack and --motion warp: cross-entropy of the gate against the painted mouth")
+    train.add_argument("--moved-weight", type=float, default=0.0,
+                       help="with --pack and --motion warp: cross-entropy of the mask against where the face moved")
     train.add_argument("--no-val-lmd", action="store_true", help="validate with PSNR and SSIM only (no MediaPipe)")
     train.add_argument("--mouth-weight", type=float, default=0.0,
                        help="extra L1 of the output and the motion image in a box around the target's lips")

@@ -43,13 +43,15 @@ from dck_talking.model import DCKTalker
 from dck_talking.model.discriminator import PatchDiscriminator
 from dck_talking.train import TrainConfig, adversarial_step, build_model, mouth_box, replacing_folder
 
+# The renderer's labels of a "warp" model's flow, gate and mask (a model without blending has no mask to label).
+WARP_LOSSES = {"flow_weight": 0.2, "gate_weight": 1.0, "moved_weight": 1.0}
 # name -> (preset, config overrides, loss settings, audio encoder frozen)
 VARIANTS: dict[str, tuple[str, dict, dict, bool]] = {
-    "full": ("compact", {"motion": "warp"}, {"flow_weight": 0.2, "gate_weight": 1.0}, False),
-    "full-frozen-audio": ("compact", {"motion": "warp"}, {"flow_weight": 0.2, "gate_weight": 1.0}, True),
+    "full": ("compact", {"motion": "warp"}, WARP_LOSSES, False),
+    "full-frozen-audio": ("compact", {"motion": "warp"}, WARP_LOSSES, True),
     "image": ("compact", {"motion": "image"}, {}, False),
-    "no-dck": ("compact", {"motion": "warp", "use_dck": False}, {"flow_weight": 0.2, "gate_weight": 1.0}, False),
-    "no-blending": ("compact", {"motion": "warp", "use_blending": False}, {"flow_weight": 0.2, "gate_weight": 1.0},
+    "no-dck": ("compact", {"motion": "warp", "use_dck": False}, WARP_LOSSES, False),
+    "no-blending": ("compact", {"motion": "warp", "use_blending": False}, {**WARP_LOSSES, "moved_weight": 0.0},
                     False),
     "paper": ("paper", {}, {}, False),
 }

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from dck_talking import CheckpointError, DCKTalker
 from dck_talking.model.audio_encoder import LAYERS
-from dck_talking.model.unet import ConcatMiddle, DCKMiddle, smooth_mask
+from dck_talking.model.unet import ConcatMiddle, DCKMiddle, smooth_maps
 
 
 def inputs(batch=2, size=64, seed=0):
@@ -216,11 +216,13 @@ def test_warp_motion(dck, blending):
     assert image(frames, mels).flow is None and image(frames, mels).gate is None
 
 
-def test_smooth_mask_removes_the_checkerboard_and_keeps_smooth_masks():
+def test_smooth_maps_removes_the_checkerboard_and_keeps_smooth_maps():
     checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]).remainder(2).float()[None, None]
-    torch.testing.assert_close(smooth_mask(checker)[..., 1:-1, 1:-1], torch.full((1, 1, 6, 6), 0.5))
+    torch.testing.assert_close(smooth_maps(checker)[..., 1:-1, 1:-1], torch.full((1, 1, 6, 6), 0.5))
     ramp = torch.linspace(0, 1, 8)[None, None, None].expand(1, 1, 8, 8)
-    torch.testing.assert_close(smooth_mask(ramp)[..., 1:-1], ramp[..., 1:-1])
+    torch.testing.assert_close(smooth_maps(ramp)[..., 1:-1], ramp[..., 1:-1])
+    both = smooth_maps(torch.cat([checker, ramp], 1))  # each channel on its own
+    torch.testing.assert_close(both, torch.cat([smooth_maps(checker), smooth_maps(ramp)], 1))
     model = DCKTalker(**TINY, motion="warp").eval()  # the blend uses the mask it returns, smoothed
     frames, mels = inputs()
     with torch.no_grad():

@@ -300,6 +300,36 @@ def test_flow_and_gate_terms_follow_the_renderers_labels():
     assert not {"flow", "gate"} & set(generator_loss(config, image, batch, PatchDiscriminator(8))[1])
 
 
+def test_the_warp_mask_learns_where_the_renderer_moved_the_face():
+    from dck_talking.model.discriminator import PatchDiscriminator
+    from dck_talking.model.unet import TalkerOutput
+    from dck_talking.train import generator_loss, moved_region
+
+    size = 64
+    frames = torch.rand(2, 3, size, size)
+    flow = torch.zeros(2, 2, size, size)
+    flow[:, 1, 30:40, 20:44] = 3.0
+    flow[:, 0, 0:2, 0:2] = 0.05  # below the threshold: not moved
+    painted = torch.zeros(2, 1, size, size)
+    painted[:, :, 32:36, 26:38] = 1.0
+    lips = torch.tensor([[24.0, 32.0], [40.0, 36.0]]).repeat(20, 1).expand(2, 40, 2)
+    batch = {"target": frames, "lips": lips, "flow": flow, "flow_valid": 1 - painted, "painted": painted}
+    moved = moved_region(batch)
+    expected = torch.zeros(size, size)
+    expected[26:44, 16:48] = 1.0  # the moving block widened by 4 px on every side
+    torch.testing.assert_close(moved, expected.expand(2, 1, size, size))
+
+    config = TrainConfig(data=[], out="", moved_weight=1.0)
+
+    def parts(alpha):
+        result = TalkerOutput(frames, alpha, frames, torch.zeros_like(flow), torch.zeros_like(painted))
+        return generator_loss(config, result, batch, PatchDiscriminator(8))[1]
+
+    assert parts(moved.clamp(0.01, 0.99))["moved"] < 0.02 < 1 < parts(1 - moved.clamp(0.01, 0.99))["moved"]
+    image = TalkerOutput(frames, moved, frames)  # an "image" model's mask is its own
+    assert "moved" not in generator_loss(config, image, batch, PatchDiscriminator(8))[1]
+
+
 def test_cli_trains_a_warp_model_on_pairs_rendered_from_a_pack(pack, tmp_path, capsys):
     from dck_talking.cli import main
 

@@ -6,8 +6,8 @@ attention mask `alpha` and a motion image `motion`; the result is `frame * (1 - 
 How the motion image is made (`motion`): `"image"` (the paper) paints it; `"warp"` (DESIGN §6) resamples
 the input crop along a predicted flow field and paints only what the input cannot show (mouth
 interior, teeth), under a gate: `motion = warp(frame, flow) * (1 - gate) + painted * gate`. A face the
-network has never seen then keeps its own skin and lips. Its mask is smoothed (`smooth_mask`), and a fresh
-"warp" model starts as the identity with its mask open (`init_head`).
+network has never seen then keeps its own skin and lips. Its head's maps are smoothed (`smooth_maps`), and a
+fresh "warp" model starts as the identity with its mask open (`init_head`).
 """
 
 from __future__ import annotations
@@ -97,14 +97,15 @@ def warp(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def smooth_mask(mask: torch.Tensor) -> torch.Tensor:
-    """`mask` (B, 1, H, W) under a 3x3 binomial filter, which removes the pixel-to-pixel checkerboard of
-    the sub-pixel head exactly (its response at that frequency is 0) and keeps smooth masks as they are.
-    A "warp" model's mask blends the input with its own warped copy; a checkerboard there turns a
-    0.3 px shift of a beard into grain (measured: lower-face sharpness ratio 25 on such a face)."""
-    taps = torch.tensor([1.0, 2.0, 1.0], device=mask.device, dtype=mask.dtype) / 4
-    kernel = (taps[:, None] * taps[None, :])[None, None]
-    return F.conv2d(F.pad(mask, (1, 1, 1, 1), mode="replicate"), kernel)
+def smooth_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Each channel of `maps` (B, C, H, W) under a 3x3 binomial filter, which removes the pixel-to-pixel
+    checkerboard of the sub-pixel head exactly (its response at that frequency is 0) and keeps smooth maps
+    as they are. A "warp" model blends the input with its own warped copy and a painted image: a
+    checkerboard in the mask turned a 0.3 px shift of a beard into grain (lower-face sharpness ratio 25),
+    and one in the painted image, leaking through the gate, did the same (4.4 with the mask open)."""
+    taps = torch.tensor([1.0, 2.0, 1.0], device=maps.device, dtype=maps.dtype) / 4
+    kernel = (taps[:, None] * taps[None, :])[None, None].expand(maps.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(maps, (1, 1, 1, 1), mode="replicate"), kernel, groups=maps.shape[1])
 
 
 class DCKUNet(nn.Module):
@@ -166,15 +167,14 @@ class DCKUNet(nn.Module):
         for layer in self.up[:-1]:
             x = torch.cat([layer(x), skips.pop()], dim=1)
         head = self.up[-1](x)
-        out = torch.sigmoid(head[:, :4])
-        flow = gate = None
-        motion = out[:, 1:]
-        if self.motion == "warp":
-            flow = head[:, 4:6] * self.flow_scale
-            gate = torch.sigmoid(head[:, 6:7])
-            motion = warp(frames, flow) * (1 - gate) + motion * gate
+        if self.motion == "image":
+            out = torch.sigmoid(head[:, :4])
+            alpha, motion, flow, gate = out[:, :1], out[:, 1:], None, None
+        else:
+            maps = smooth_maps(torch.cat([torch.sigmoid(head[:, :4]), head[:, 4:6], torch.sigmoid(head[:, 6:7])], 1))
+            alpha, flow, gate = maps[:, :1], maps[:, 4:6] * self.flow_scale, maps[:, 6:7]
+            motion = warp(frames, flow) * (1 - gate) + maps[:, 1:4] * gate
         if not self.use_blending:
-            return TalkerOutput(output=motion, alpha=torch.ones_like(out[:, :1]), motion=motion, flow=flow, gate=gate)
-        alpha = out[:, :1] if self.motion == "image" else smooth_mask(out[:, :1])
+            return TalkerOutput(output=motion, alpha=torch.ones_like(alpha), motion=motion, flow=flow, gate=gate)
         return TalkerOutput(output=frames * (1 - alpha) + motion * alpha, alpha=alpha, motion=motion, flow=flow,
                             gate=gate)
