@@ -149,10 +149,10 @@ def make_talking_head_video(path: Path, width: int, height: int, n_frames: int, 
 @functools.cache
 def pipeline_model(preset: str) -> tuple[DCKTalker, str]:
     """The model the pipeline benchmark runs, and its name: the bundled default model where it has
-    the preset's shape (its trained attention mask decides how much of each frame is pasted), else
-    the preset with fresh weights."""
-    fresh = DCKTalker.from_preset(preset)
+    the preset's shape, with its own motion (its trained attention mask decides how much of each frame
+    is pasted), else the preset with fresh weights."""
     bundled = DCKTalker.from_pretrained()
+    fresh = DCKTalker.from_preset(preset, motion=bundled._hub_mixin_config.get("motion", "image"))
     shapes = [p.shape for p in fresh.state_dict().values()]
     if shapes == [p.shape for p in bundled.state_dict().values()]:
         return bundled, f"the bundled default model ({preset})"

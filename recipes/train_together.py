@@ -16,7 +16,8 @@
 On a CPU (the comparison of motion "warp" with "image", issue 22):
 
     python recipes/train_together.py --pack .pack --out runs/faces --variants full image --freeze-audio \
-        --minutes 58 --batch-size 8 --disc-channels 32 --workers 1 --save-minutes 15 --mouth-weight 1 --lr 5e-4
+        --minutes 105 --batch-size 8 --disc-channels 32 --workers 1 --save-minutes 15 --mouth-weight 1 --lr 5e-4 \
+        --seed 1 --start recipes/runs/faces
 
 A run is bounded by wall time, not steps: the learning rate's cosine is fitted to the steps the first
 minute shows will fit.

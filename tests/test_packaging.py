@@ -35,3 +35,11 @@ def test_the_package_ships_the_top_level_hub_cards():
     assert (ROOT / "dck_talking" / "hub_card").resolve() == (ROOT / "hub_card").resolve()
     shipped = resources.files("dck_talking").joinpath("hub_card/model_card.md").read_text(encoding="utf-8")
     assert shipped == (ROOT / "hub_card" / "model_card.md").read_text(encoding="utf-8")
+
+
+def test_the_pipeline_benchmark_runs_the_bundled_model_where_it_has_the_presets_shape():
+    from dck_talking.bench import pipeline_model
+
+    model, name = pipeline_model("compact")  # the bundled model is compact, with its own motion
+    assert name == "the bundled default model (compact)" and model._hub_mixin_config["motion"] == "warp"
+    assert pipeline_model("paper")[1] == "paper, random weights"

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import TINY
 from safetensors.torch import load_file
 
@@ -222,6 +223,10 @@ def test_smooth_maps_removes_the_checkerboard_and_keeps_smooth_maps():
     ramp = torch.linspace(0, 1, 8)[None, None, None].expand(1, 1, 8, 8)
     torch.testing.assert_close(smooth_maps(ramp)[..., 1:-1], ramp[..., 1:-1])
     both = smooth_maps(torch.cat([checker, ramp], 1))  # each channel on its own
+    maps = torch.rand(2, 3, 9, 7)  # the same as a 3x3 binomial convolution of each channel
+    kernel = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16
+    reference = F.conv2d(F.pad(maps, (1, 1, 1, 1), mode="replicate"), kernel.expand(3, 1, 3, 3), groups=3)
+    torch.testing.assert_close(smooth_maps(maps), reference)
     torch.testing.assert_close(both, torch.cat([smooth_maps(checker), smooth_maps(ramp)], 1))
     model = DCKTalker(**TINY, motion="warp").eval()  # the blend uses the mask it returns, smoothed
     frames, mels = inputs()
