@@ -75,7 +75,7 @@ def adapt(face: str | Path, out: str | Path, checkpoint: str | Path | None = Non
                              batch_size=BATCH_SIZE, lr=LR, mouth_weight=MOUTH_WEIGHT, augment=True,
                              disc_channels=DISC_CHANNELS, val_pairs=VAL_PAIRS, val_every=steps, save_every=steps,
                              workers=1, seed=seed)
-        pairs = PairDataset(config.data, seed=seed)
+        pairs = PairDataset(config.data, seed=seed, window_lead=base_model.window_lead)  # the windows it was trained on
         after = train(config, dataset=pairs)
         model = DCKTalker.from_pretrained(latest_checkpoint(folder / "run" / "checkpoints") / "model")
         _, held = split(pairs, VAL_PAIRS, seed)  # the pairs `train` validated on
