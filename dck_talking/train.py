@@ -305,17 +305,21 @@ def generator_loss(config: TrainConfig, result: TalkerOutput, batch: dict[str, t
         parts["flow"] = sum((error * w).sum() / w.sum().clamp(min=1) for w in (near, valid))
         total = total + config.flow_weight * parts["flow"]
     if config.gate_weight and result.gate is not None:
-        gate, painted = result.gate.float().clamp(1e-5, 1 - 1e-5), batch["painted"]
-        parts["gate"] = -(painted * gate.log() + (1 - painted) * (1 - gate).log()).mean()
+        parts["gate"] = _cross_entropy(result.gate, batch["painted"])
         total = total + config.gate_weight * parts["gate"]
     if config.moved_weight and result.flow is not None:
         # The mask left to itself shut (alpha 0.98 -> 0.17 around the lips) while its motion image was
         # already better than the input there, and hid a flow that beats the identity by 0.3 px LMD
         # with the mask open: it learns where the renderer moved or painted the face instead.
-        alpha, moved = result.alpha.float().clamp(1e-5, 1 - 1e-5), moved_region(batch)
-        parts["moved"] = -(moved * alpha.log() + (1 - moved) * (1 - alpha).log()).mean()
+        parts["moved"] = _cross_entropy(result.alpha, moved_region(batch))
         total = total + config.moved_weight * parts["moved"]
     return total, parts
+
+
+def _cross_entropy(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of a map in (0, 1) against a 0/1 label, in float32 and kept finite."""
+    p = predicted.float().clamp(1e-5, 1 - 1e-5)
+    return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
 
 
 def moved_region(batch: dict[str, torch.Tensor], threshold: float = 0.1, margin: int = 4) -> torch.Tensor:
