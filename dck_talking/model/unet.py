@@ -88,12 +88,13 @@ def warp(frames: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """`frames` (B, C, H, W) resampled along `flow` (B, 2, H, W) in pixels: out[p] = frames[p + flow[p]]
     (bilinear; outside the frame the border pixels repeat)."""
     _, _, height, width = frames.shape
-    ys = torch.arange(height, device=flow.device, dtype=flow.dtype)
-    xs = torch.arange(width, device=flow.device, dtype=flow.dtype)
-    # Pixel centre x sits at (2x + 1) / W - 1 in grid_sample's coordinates (align_corners=False).
-    grid_x = (2 * (xs[None, None, :] + flow[:, 0]) + 1) / width - 1
-    grid_y = (2 * (ys[None, :, None] + flow[:, 1]) + 1) / height - 1
-    grid = torch.stack([grid_x, grid_y], dim=-1)
+    ys, xs = torch.meshgrid(torch.arange(height, device=flow.device, dtype=flow.dtype),
+                            torch.arange(width, device=flow.device, dtype=flow.dtype), indexing="ij")
+    # Pixel centre x sits at (2x + 1) / W - 1 in grid_sample's coordinates (align_corners=False); one
+    # multiply-add over the whole grid puts the flow on it.
+    centres = torch.stack([(2 * xs + 1) / width - 1, (2 * ys + 1) / height - 1], dim=-1)
+    per_pixel = torch.tensor([2 / width, 2 / height], device=flow.device, dtype=flow.dtype)
+    grid = torch.addcmul(centres, flow.permute(0, 2, 3, 1), per_pixel)
     return F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -103,9 +104,14 @@ def smooth_maps(maps: torch.Tensor) -> torch.Tensor:
     as they are. A "warp" model blends the input with its own warped copy and a painted image: a
     checkerboard in the mask turned a 0.3 px shift of a beard into grain (lower-face sharpness ratio 25),
     and one in the painted image, leaking through the gate, did the same (4.4 with the mask open)."""
-    padded = F.pad(maps, (1, 1, 1, 1), mode="replicate")  # separable: (1, 2, 1) / 4 across, then down
-    across = (padded[..., :-2] + 2 * padded[..., 1:-1] + padded[..., 2:]) / 4
-    return (across[..., :-2, :] + 2 * across[..., 1:-1, :] + across[..., 2:, :]) / 4
+    padded = F.pad(maps, (1, 1, 1, 1), mode="replicate")  # separable: (1, 2, 1) across, then down, then / 16
+    across = padded[..., 1:-1] * 2  # in place from here: half the time of fresh tensors for every sum
+    across += padded[..., :-2]
+    across += padded[..., 2:]
+    down = across[..., 1:-1, :] * 2
+    down += across[..., :-2, :]
+    down += across[..., 2:, :]
+    return down.mul_(1 / 16)
 
 
 class DCKUNet(nn.Module):
@@ -173,8 +179,7 @@ class DCKUNet(nn.Module):
         else:
             maps = smooth_maps(torch.cat([torch.sigmoid(head[:, :4]), head[:, 4:6], torch.sigmoid(head[:, 6:7])], 1))
             alpha, flow, gate = maps[:, :1], maps[:, 4:6] * self.flow_scale, maps[:, 6:7]
-            motion = warp(frames, flow) * (1 - gate) + maps[:, 1:4] * gate
+            motion = torch.lerp(warp(frames, flow), maps[:, 1:4], gate)
         if not self.use_blending:
             return TalkerOutput(output=motion, alpha=torch.ones_like(alpha), motion=motion, flow=flow, gate=gate)
-        return TalkerOutput(output=frames * (1 - alpha) + motion * alpha, alpha=alpha, motion=motion, flow=flow,
-                            gate=gate)
+        return TalkerOutput(output=torch.lerp(frames, motion, alpha), alpha=alpha, motion=motion, flow=flow, gate=gate)
