@@ -16,10 +16,10 @@ from dck_talking.image import read_image
 PHOTO = read_image(Path(__file__).parent / "data" / "grace_hopper.jpg")
 
 
-def example_face_box() -> tuple[float, float, float, float]:
-    """The landmark box of the face in the example photo."""
+def example_face_box(photo: np.ndarray = PHOTO) -> tuple[float, float, float, float]:
+    """The landmark box of the face in `photo` (the example photo by default)."""
     with LandmarkDetector(video=False, num_faces=1) as detector:
-        return detector.detect(PHOTO)[0].box
+        return detector.detect(photo)[0].box
 
 
 def background(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -29,18 +29,19 @@ def background(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def paste_face(canvas: np.ndarray, box: tuple, width: float, centre: tuple[float, float], angle: float = 0.0,
-               mirror: bool = False, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
-    """Paste the example face into `canvas` (in place) so its landmark box is about `width` pixels
-    wide and centred on `centre`, turned `angle` degrees, mirrored, colour-scaled by `tint`; the
-    head is cut out with a soft oval."""
+               mirror: bool = False, tint: tuple[float, float, float] = (1.0, 1.0, 1.0),
+               photo: np.ndarray = PHOTO) -> np.ndarray:
+    """Paste the face of `photo` (landmark box `box`) into `canvas` (in place) so its landmark box is
+    about `width` pixels wide and centred on `centre`, turned `angle` degrees, mirrored, colour-scaled
+    by `tint`; the head is cut out with a soft oval."""
     x0, y0, x1, y1 = box
-    source = np.ascontiguousarray(PHOTO[:, ::-1]) if mirror else PHOTO
-    cx = (PHOTO.shape[1] - 1 - (x0 + x1) / 2) if mirror else (x0 + x1) / 2
+    source = np.ascontiguousarray(photo[:, ::-1]) if mirror else photo
+    cx = (photo.shape[1] - 1 - (x0 + x1) / 2) if mirror else (x0 + x1) / 2
     cy = (y0 + y1) / 2
     scale = width / (x1 - x0)
     matrix = cv2.getRotationMatrix2D((cx, cy), angle, scale)
     matrix[:, 2] += np.asarray(centre) - (cx, cy)
-    oval = np.zeros(PHOTO.shape[:2], np.float32)
+    oval = np.zeros(photo.shape[:2], np.float32)
     cv2.ellipse(oval, (round(cx), round(cy + 0.1 * (y1 - y0))), (round(0.8 * (x1 - x0)), round(0.95 * (y1 - y0))),
                 0, 0, 360, 1.0, -1)
     oval = cv2.GaussianBlur(oval, (0, 0), 6)
