@@ -159,15 +159,18 @@ def pipeline_model(preset: str) -> tuple[DCKTalker, str]:
     return fresh, f"{preset}, random weights"
 
 
-def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: str, batch: int) -> list[PipelineRow]:
+def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: str, batch: int,
+                 dtype: str | None = None) -> list[PipelineRow]:
     """End-to-end frames/s of `TalkingFacePipeline` on made-up talking-head videos, with the time of
-    each stage (stages overlap: decoding + tracking and encoding run in their own threads)."""
+    each stage (stages overlap: decoding + tracking and encoding run in their own threads); the model
+    in `dtype` (None: the pipeline's default for the device)."""
     import soundfile as sf
 
     from .audio import load_audio
     from .pipeline import TalkingFacePipeline
 
-    pipe = TalkingFacePipeline(pipeline_model(preset)[0], device=device, batch_size=batch)
+    pipe = TalkingFacePipeline(pipeline_model(preset)[0], device=device, batch_size=batch,
+                               dtype=DTYPES[dtype] if dtype else None)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         speech = load_audio(SPEECH)
@@ -185,11 +188,13 @@ def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: st
     return rows
 
 
-def format_pipeline_table(rows: list[PipelineRow], preset: str, device: str) -> str:
+def format_pipeline_table(rows: list[PipelineRow], preset: str, device: str, dtype: str | None = None) -> str:
     """A Markdown table: end-to-end frames/s, ms/frame per stage and the output's size."""
+    from .pipeline import default_dtype
     from .video import VideoWriter
 
-    lines = [f"pipeline, model: {pipeline_model(preset)[1]}, device: {device_name(device)}, "
+    dtype = dtype or {v: k for k, v in DTYPES.items()}[default_dtype(torch.device(device))]
+    lines = [f"pipeline, model: {pipeline_model(preset)[1]} in {dtype}, device: {device_name(device)}, "
              f"{torch.get_num_threads()} threads, x264 preset {VideoWriter.PRESET} crf {VideoWriter.CRF} "
              "(ms/frame per stage; decoding + tracking and encoding run in their own threads, so stages overlap)", "",
              "| input | frames | frames/s | " + " | ".join(f"{s} ms" for s in STAGES) + " | output kB |",

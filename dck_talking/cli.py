@@ -18,8 +18,9 @@ def _bench(args: argparse.Namespace) -> None:
     device = args.device or default_device().type
     if args.pipeline:
         preset = args.presets[0] if len(args.presets) == 1 else "compact"
-        rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, args.batch_sizes[0])
-        print(bench.format_pipeline_table(rows, preset, device))
+        dtype = args.dtypes[0] if args.dtypes else None
+        rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, args.batch_sizes[0], dtype)
+        print(bench.format_pipeline_table(rows, preset, device, dtype))
         return
     dtypes = args.dtypes or bench.default_dtypes(device)
     rows = bench.run(args.presets, args.batch_sizes, dtypes, device, args.seconds)
@@ -345,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure model throughput (ms/frame, frames/s) as a table")
     bench.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     bench.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 32])
-    bench.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default: fp32 bf16 (CPU), fp32 fp16 bf16 (GPU)")
+    bench.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default: fp32 bf16 (CPU), fp32 fp16 bf16 (GPU); with --pipeline the first "
+                       "one (default: the pipeline's own choice for the device)")
     bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time spent on each row, at least 2 calls")
     bench.add_argument("--pipeline", action="store_true",

@@ -43,3 +43,10 @@ def test_the_pipeline_benchmark_runs_the_bundled_model_where_it_has_the_presets_
     model, name = pipeline_model("compact")  # the bundled model is compact, with its own motion
     assert name == "the bundled default model (compact)" and model._hub_mixin_config["motion"] == "warp"
     assert pipeline_model("paper")[1] == "paper, random weights"
+
+
+def test_the_pipeline_benchmark_runs_the_precision_asked_for(capsys):
+    assert cli.main(["bench", "--pipeline", "--resolutions", "720p", "--video-seconds", "0.4", "--dtypes", "bf16"]) == 0
+    header, _, _, _, row = capsys.readouterr().out.strip().splitlines()[-5:]
+    assert "the bundled default model (compact) in bf16, device: " in header
+    assert row.startswith("| 720p (1280x720) | 10 | ")
