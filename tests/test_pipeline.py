@@ -235,3 +235,18 @@ def test_rotated_variable_frame_rate_phone_video(pipe, tmp_path):
     assert summary.frames == math.ceil(0.5 * info.fps) and summary.faces == summary.frames
     first = next(iter_frames(tmp_path / "upright.mp4"))
     assert np.abs(first[-20:, :30].astype(int) - 90).mean() < 4  # the flat background corner, upright
+
+
+@pytest.mark.parametrize(("capabilities", "expected"), [
+    ({"avx512_bf16": True, "amx_bf16": False}, "bfloat16"),
+    ({"avx512_bf16": False, "amx_bf16": True}, "bfloat16"),
+    ({"avx512_bf16": False, "amx_bf16": False, "avx2": True}, "float32"),
+    ({}, "float32"),
+])
+def test_on_a_cpu_the_model_runs_in_bf16_only_with_bf16_instructions(monkeypatch, capabilities, expected):
+    import torch
+
+    from dck_talking.pipeline import default_dtype
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert default_dtype(torch.device("cpu")) == getattr(torch, expected)

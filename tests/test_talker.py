@@ -40,6 +40,21 @@ def test_outputs_blend_mask_and_motion():
     torch.testing.assert_close(result.output, frames * (1 - result.alpha) + result.motion * result.alpha)
 
 
+@pytest.mark.parametrize("motion", ["image", "warp"])
+def test_under_bf16_autocast_the_outputs_come_in_the_frames_precision(motion):
+    """The pipeline runs the model under bf16 autocast on CPUs with bf16 instructions: the convolutions in
+    bf16, the maps and blends in the frames' fp32, close to the fp32 result."""
+    model = DCKTalker(**TINY, motion=motion).eval()
+    frames, mels = inputs()
+    with torch.no_grad():
+        reference = model(frames, mels)
+        with torch.autocast("cpu", torch.bfloat16):
+            result = model(frames, mels)
+    for name in ("output", "alpha", "motion"):
+        assert getattr(result, name).dtype == torch.float32
+        torch.testing.assert_close(getattr(result, name), getattr(reference, name), atol=0.02, rtol=0)
+
+
 def test_audio_changes_the_output():
     model = DCKTalker(**TINY).eval()
     frames, mels = inputs()

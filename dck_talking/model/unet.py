@@ -172,7 +172,7 @@ class DCKUNet(nn.Module):
         skips.pop()  # the bottleneck itself feeds the middle
         for layer in self.up[:-1]:
             x = torch.cat([layer(x), skips.pop()], dim=1)
-        head = self.up[-1](x)
+        head = self.up[-1](x).to(frames.dtype)  # under autocast: the maps and blends in the frames' precision
         if self.motion == "image":
             out = torch.sigmoid(head[:, :4])
             alpha, motion, flow, gate = out[:, :1], out[:, 1:], None, None
