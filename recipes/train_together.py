@@ -19,8 +19,8 @@ On a CPU (the comparison of motion "warp" with "image", issue 22):
         --minutes 105 --batch-size 8 --disc-channels 32 --workers 1 --save-minutes 15 --mouth-weight 1 --lr 5e-4 \
         --seed 1 --start recipes/runs/faces
 
-A run is bounded by wall time, not steps: the learning rate's cosine is fitted to the steps the first
-minute shows will fit.
+A run is bounded by wall time: the learning rate's cosine is fitted to the steps the first 100 show will
+fit; or by `--steps` too (the cosine spans them), which gives variants trained in separate runs the same budget.
 """
 
 from __future__ import annotations
@@ -102,8 +102,11 @@ class Run:
     """One variant: its generator, discriminator, optimisers and a cosine whose length is set later."""
 
     def __init__(self, name: str, visemes: str, lr: float, device: str, seed: int, freeze_audio: bool = False,
-                 disc_channels: int = 64, start: Path | None = None, mouth_weight: float = 0.0) -> None:
+                 disc_channels: int = 64, start: Path | None = None, mouth_weight: float = 0.0,
+                 moved_weight: float | None = None) -> None:
         preset, overrides, losses, frozen = VARIANTS[name]
+        if moved_weight is not None and "moved_weight" in losses:
+            losses = {**losses, "moved_weight": moved_weight}
         torch.manual_seed(seed)
         self.name, self.total, self.frozen = name, None, frozen or freeze_audio
         self.config = TrainConfig(data=[], out="", mouth_weight=mouth_weight, **losses)
@@ -175,6 +178,10 @@ def main() -> None:
     parser.add_argument("--save-minutes", type=float, help="also write the variants' folders this often")
     parser.add_argument("--mouth-weight", type=float, default=0.0,
                         help="every variant: L1 of output and motion image in the box around the lips (not the paper's)")
+    parser.add_argument("--moved-weight", type=float,
+                        help="every warp variant's mask label (default: the variant's own; the default model's first "
+                             "stage had 0)")
+    parser.add_argument("--steps", type=int, help="stop after this many steps (the cosine spans them), or at --minutes")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
@@ -193,7 +200,10 @@ def main() -> None:
                                   args.workers, log))
     start = Path(args.start) if args.start else None
     runs = [Run(name, visemes, args.lr, args.device, args.seed, args.freeze_audio, args.disc_channels, start,
-                args.mouth_weight) for name in args.variants]
+                args.mouth_weight, args.moved_weight) for name in args.variants]
+    if args.steps:
+        for run in runs:
+            run.total = args.steps
     for run in runs:
         log(run.name, f"{sum(p.numel() for p in run.model.parameters()) / 1e6:.2f}M parameters")
     pairs = RenderedPairs(args.pack, "train", 10**8, args.seed, window_lead=runs[0].model.window_lead)
@@ -210,7 +220,7 @@ def main() -> None:
     step = 0
     saved = time.time()
     batches = iter(loader)
-    while time.time() - began < args.minutes * 60:
+    while time.time() - began < args.minutes * 60 and step != args.steps:
         tick = time.time()
         batch = next(batches)
         batch["mel"] = degrade_audio(batch["mel"], generator)
@@ -222,7 +232,7 @@ def main() -> None:
             torch.cuda.synchronize()
         waited, stepped = waited + tock - tick, stepped + time.time() - tock
         step += 1
-        if step == 100 or (step > 100 and runs[0].total is None and time.time() - began > 60):
+        if not args.steps and (step == 100 or (step > 100 and runs[0].total is None and time.time() - began > 60)):
             rate = step / (time.time() - began)
             for run in runs:
                 run.total = int(rate * args.minutes * 60)
@@ -242,7 +252,9 @@ def main() -> None:
         metrics = measure(run.model, held, args.device)
         log(run.name, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
         configs[run.name] = {"config": run.model._hub_mixin_config, "metrics": metrics, "steps": step,
-                             "batch_size": args.batch_size, "frozen_audio": run.frozen, "start": args.start}
+                             "batch_size": args.batch_size, "frozen_audio": run.frozen, "start": args.start,
+                             "losses": {k: getattr(run.config, k) for k in ("flow_weight", "gate_weight", "moved_weight",
+                                                                            "mouth_weight")}}
         save_variant(run, out)
     (out / "configs.json").write_text(json.dumps(configs, indent=1, default=str))
 
