@@ -30,7 +30,7 @@ class DrawnVisemes(torch.nn.Module):
         self.image_size = image_size
 
     def forward(self, frames: torch.Tensor, mels: torch.Tensor) -> TalkerOutput:
-        mouth = self.predictor.mouth(mels.float()).cpu().numpy()
+        mouth = self.predictor.mouth(mels.float()).float().cpu().numpy()  # float: the pipeline may autocast to bf16
         crops = to_uint8(frames.float())
         outputs, masks = [], []
         with LandmarkDetector(num_faces=1, video=False) as detector:  # closed here, not at interpreter exit
