@@ -238,7 +238,7 @@ def _scorecard(args: argparse.Namespace) -> None:
     if args.baseline:
         _add_baseline(models)
     card = scorecard(models, args.pack, args.corpus, pairs=args.pairs, faces=args.faces, spoken=args.recordings,
-                     seed=args.seed, device=args.device or "cpu", videos=args.videos)
+                     seed=args.seed, device=args.device or "cpu", videos=args.videos, table_one_only=args.table_one)
     print(format_scorecard(card))
 
 
@@ -326,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--faces", type=int, default=3, help="faces rendered per grid cell (videos first)")
     card.add_argument("--recordings", type=int, default=3, help="recordings each face speaks per grid cell")
     card.add_argument("--videos", help="keep the rendered videos in this folder (a subfolder per model)")
+    card.add_argument("--table-one", action="store_true", help="only Table I: no grids, no videos (minutes)")
     card.add_argument("--device")
     card.add_argument("--seed", type=int, default=0)
     card.set_defaults(func=_scorecard)

@@ -280,6 +280,9 @@ def test_scorecard_grids_on_a_tiny_pack(tiny, tmp_path):
     assert "| drawn (no network) | unseen | unseen |" in text and "Table I: unseen faces, unseen human voices." in text
     kept = sorted(p.name for p in (tmp_path / "videos" / "drawn-no-network").iterdir())
     assert len(kept) == 4 and "mirror--test-speaker-hello.mp4" in kept
+    alone = scorecard({"drawn (no network)": DrawnVisemes()}, tmp_path / "pack", tiny, pairs=4, table_one_only=True)
+    assert alone.pairs == alone.spoken == {} and alone.table_one == card.table_one  # the same pairs, the same rows
+    assert format_scorecard(alone).startswith("Table I: unseen faces, unseen human voices.")
     with pytest.raises(DCKError, match="not a folder"):  # before any pair or video is rendered
         scorecard({"drawn": DrawnVisemes()}, tmp_path / "pack", tiny, pairs=4, faces=1, spoken=1,
                   videos=tmp_path / "mirror.png")
