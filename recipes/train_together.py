@@ -52,8 +52,8 @@ VARIANTS: dict[str, tuple[str, dict, dict, bool]] = {
     "full-frozen-audio": ("compact", {"motion": "warp"}, WARP_LOSSES, True),
     "image": ("compact", {"motion": "image"}, {}, False),
     "no-dck": ("compact", {"motion": "warp", "use_dck": False}, WARP_LOSSES, False),
-    "no-blending": ("compact", {"motion": "warp", "use_blending": False}, {**WARP_LOSSES, "moved_weight": 0.0},
-                    False),
+    "no-blending": ("compact", {"motion": "warp", "use_blending": False},
+                    {k: v for k, v in WARP_LOSSES.items() if k != "moved_weight"}, False),  # --moved-weight skips it
     "paper": ("paper", {}, {}, False),
 }
 WARMUP = 200
