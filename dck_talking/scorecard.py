@@ -115,8 +115,8 @@ def scorecard(models: dict[str, torch.nn.Module], pack: str | Path, corpus: str 
     grid, said, table_one = {}, {}, []
     chosen_faces = {split: real_faces(data, split, faces) for split in SPLITS}
     chosen_speech = {split: recordings(speech, split, spoken, seed) for split in SPLITS}
-    pipes = {name: TalkingFacePipeline(model, device=device) for name, model in models.items()}
-    folders = {name: _folder(videos, name) for name in models}  # a bad --videos stops it before any work
+    pipes = {} if table_one_only else {name: TalkingFacePipeline(model, device=device) for name, model in models.items()}
+    folders = {name: _folder(videos, name) for name in pipes}  # a bad --videos stops it before any work
     cells = [("eval", "eval")] if table_one_only else [(f, v) for f in SPLITS for v in SPLITS]
     for face_split, voice_split in cells:
         cell = (face_split, voice_split)
