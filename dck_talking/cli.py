@@ -136,11 +136,20 @@ def _train_audio(args: argparse.Namespace) -> None:
 
     if bool(args.corpus) == bool(args.pack):
         raise DCKError("give one of --corpus (a speech corpus folder) or --pack (a training pack)")
-    data = (CorpusWindows(args.corpus, seed=args.seed, window_lead=args.window_lead) if args.corpus
-            else PackWindows(args.pack, seed=args.seed, window_lead=args.window_lead))
+    lead = args.window_lead
+    if args.start:  # the windows must sit where the model continued from expects them
+        from .model.viseme_predictor import load_viseme_predictor
+
+        lead = load_viseme_predictor(args.start).window_lead
+        if args.window_lead not in (None, lead):
+            raise DCKError(f"{args.start} has window lead {lead}; --window-lead {args.window_lead} does not match it")
+    lead = lead or 0
+    data = (CorpusWindows(args.corpus, seed=args.seed, window_lead=lead) if args.corpus
+            else PackWindows(args.pack, seed=args.seed, window_lead=lead))
     result = train_viseme_predictor(data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                    workers=args.workers, window_lead=args.window_lead, device=args.device,
-                                    start=args.start, seed=args.seed)
+                                    workers=args.workers, window_lead=lead, device=args.device,
+                                    start=args.start, seed=args.seed, minutes=args.minutes,
+                                    closed_weight=args.closed_weight)
     print(f"{args.out}: {result['steps']} steps in {result['minutes']:.1f} min; last losses "
           + ", ".join(f"{k} {v:.3f}" for k, v in result.items() if k not in ("steps", "minutes")))
 
@@ -547,8 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_audio.add_argument("--steps", type=int, default=20000)
     train_audio.add_argument("--batch-size", type=int, default=128)
     train_audio.add_argument("--lr", type=float, default=1e-3)
-    train_audio.add_argument("--window-lead", type=int, default=0,
-                             help="mel steps of sound before the frame in its window (0: the window starts at it)")
+    train_audio.add_argument("--window-lead", type=int,
+                             help="mel steps of sound before the frame in its window (default: the --start model's, "
+                                  "else 0: the window starts at it)")
+    train_audio.add_argument("--minutes", type=_positive_float, help="stop after this much wall time, if sooner")
+    train_audio.add_argument("--closed-weight", type=_positive_float, default=0.5,
+                             help="weight of the closed-lips loss (openness weighs 1, spread 0.5; default 0.5)")
     train_audio.add_argument("--workers", type=int, default=2)
     train_audio.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     train_audio.add_argument("--seed", type=int, default=0)

@@ -8,7 +8,7 @@ machine that has no audio libraries' codecs: there only the recording level and 
 `augment.degrade_audio` vary.
 
 Loss: L1 on openness and spread, binary cross-entropy on closed lips (bilabials are few, so they
-weigh `CLOSED_WEIGHT` times more).
+weigh `CLOSED_WEIGHT` times more), the last weighted `closed_weight` in the total.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ CLOSED_WEIGHT = 4.0
 PER_UTTERANCE = 24  # windows drawn from each augmented utterance
 
 
-def mouth_loss(raw: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def mouth_loss(raw: torch.Tensor, target: torch.Tensor,
+               closed_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of (B, 3) raw predictions against (B, 3) targets (openness, spread, closed 0/1)."""
     parts = {"open": F.l1_loss(raw[:, 0], target[:, 0]), "spread": F.l1_loss(raw[:, 1], target[:, 1]),
              "closed": F.binary_cross_entropy_with_logits(
                  raw[:, 2], target[:, 2], pos_weight=torch.tensor(CLOSED_WEIGHT, device=raw.device))}
-    total = parts["open"] + 0.5 * parts["spread"] + 0.5 * parts["closed"]
+    total = parts["open"] + 0.5 * parts["spread"] + closed_weight * parts["closed"]
     return total, parts
 
 
@@ -112,9 +113,11 @@ class PackWindows(IterableDataset):
 def train_viseme_predictor(data: IterableDataset, out: str | Path, steps: int = 20000, batch_size: int = 128,
                            lr: float = 1e-3, workers: int = 2, window_lead: int = 0, device: str | None = None,
                            start: str | Path | None = None, degrade: bool = True, seed: int = 0,
-                           log_every: int = 100, minutes: float | None = None) -> dict[str, float]:
+                           log_every: int = 100, minutes: float | None = None,
+                           closed_weight: float = 0.5) -> dict[str, float]:
     """Fit a VisemePredictor on `data` (CorpusWindows or PackWindows) for `steps` steps or `minutes`,
-    whichever ends first; save it to `out`; return the last losses, the steps taken and the wall time."""
+    whichever ends first; save it to `out`; return the last losses, the steps taken and the wall time.
+    `closed_weight`: the closed-lips term's weight in the loss (openness weighs 1, spread 0.5)."""
     torch.manual_seed(seed)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = VisemePredictor.from_pretrained(start) if start else VisemePredictor(window_lead=window_lead)
@@ -136,7 +139,7 @@ def train_viseme_predictor(data: IterableDataset, out: str | Path, steps: int = 
         mels, target = mels.to(device, non_blocking=True), target.to(device, non_blocking=True)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             raw = model(mels)
-        loss, parts = mouth_loss(raw.float(), target)
+        loss, parts = mouth_loss(raw.float(), target, closed_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

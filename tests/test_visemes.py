@@ -63,6 +63,17 @@ def test_training_on_a_pack_lowers_the_loss(pack, tmp_path):
     assert after < 0.9 * before
 
 
+def test_cli_train_audio_continues_with_the_start_models_window_lead(predictor, pack, tmp_path, capsys):
+    out = tmp_path / "continued"
+    assert main(["train-audio", "--pack", str(pack.root), "--start", str(predictor), "--out", str(out),
+                 "--steps", "2", "--batch-size", "4", "--workers", "0", "--closed-weight", "1"]) == 0
+    assert load_viseme_predictor(out).window_lead == 4
+    capsys.readouterr()
+    assert main(["train-audio", "--pack", str(pack.root), "--start", str(predictor), "--out", str(tmp_path / "x"),
+                 "--window-lead", "8", "--steps", "2", "--workers", "0"]) == 2
+    assert "has window lead 4; --window-lead 8 does not match it" in capsys.readouterr().err
+
+
 def test_cli_visemes_table_and_json(predictor, capsys):
     assert main(["visemes", "--audio", str(SPEECH), "--model", str(predictor)]) == 0
     table = capsys.readouterr().out.splitlines()
