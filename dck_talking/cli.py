@@ -472,7 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--wav2lip", help="start the audio encoder from a Wav2Lip/SyncNet checkpoint")
-    train.add_argument("--freeze-audio", action="store_true", help="keep the audio encoder fixed")
+    train.add_argument("--freeze-audio", action="store_true",
+                       help="keep the audio encoder fixed (recommended with the bundled encoder: fine-tuning it with "
+                            "the U-Net made the lips follow the phones less well; docs/audio-side.md)")
     train.add_argument("--audio-start", default="bundled", metavar="DIR",
                        help="VisemePredictor (dck-talking train-audio) a fresh model's audio encoder starts from: "
                             "'bundled' (default), a folder, or 'none' for random weights")
