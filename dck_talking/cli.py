@@ -136,14 +136,13 @@ def _train_audio(args: argparse.Namespace) -> None:
 
     if bool(args.corpus) == bool(args.pack):
         raise DCKError("give one of --corpus (a speech corpus folder) or --pack (a training pack)")
-    lead = args.window_lead
+    lead = args.window_lead or 0
     if args.start:  # the windows must sit where the model continued from expects them
         from .model.viseme_predictor import load_viseme_predictor
 
         lead = load_viseme_predictor(args.start).window_lead
         if args.window_lead not in (None, lead):
             raise DCKError(f"{args.start} has window lead {lead}; --window-lead {args.window_lead} does not match it")
-    lead = lead or 0
     data = (CorpusWindows(args.corpus, seed=args.seed, window_lead=lead) if args.corpus
             else PackWindows(args.pack, seed=args.seed, window_lead=lead))
     result = train_viseme_predictor(data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,

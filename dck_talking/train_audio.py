@@ -115,12 +115,15 @@ def train_viseme_predictor(data: IterableDataset, out: str | Path, steps: int = 
                            start: str | Path | None = None, degrade: bool = True, seed: int = 0,
                            log_every: int = 100, minutes: float | None = None,
                            closed_weight: float = 0.5) -> dict[str, float]:
-    """Fit a VisemePredictor on `data` (CorpusWindows or PackWindows) for `steps` steps or `minutes`,
+    """Fit a VisemePredictor on `data` (CorpusWindows or PackWindows, cut at the model's window lead:
+    `window_lead` for a fresh one, the `start` model's own otherwise) for `steps` steps or `minutes`,
     whichever ends first; save it to `out`; return the last losses, the steps taken and the wall time.
     `closed_weight`: the closed-lips term's weight in the loss (openness weighs 1, spread 0.5)."""
     torch.manual_seed(seed)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = VisemePredictor.from_pretrained(start) if start else VisemePredictor(window_lead=window_lead)
+    if data.window_lead != model.window_lead:
+        raise ValueError(f"the windows are cut at lead {data.window_lead}, the model expects {model.window_lead}")
     model.to(device).train()
     loader = DataLoader(data, batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0,
                         pin_memory=device.type == "cuda")

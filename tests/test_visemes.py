@@ -63,6 +63,12 @@ def test_training_on_a_pack_lowers_the_loss(pack, tmp_path):
     assert after < 0.9 * before
 
 
+def test_training_refuses_windows_cut_for_another_lead(pack, predictor, tmp_path):
+    with pytest.raises(ValueError, match="cut at lead 0, the model expects 4"):
+        train_viseme_predictor(PackWindows(pack), tmp_path / "model", steps=1, workers=0, start=predictor)
+    assert not (tmp_path / "model").exists()
+
+
 def test_cli_train_audio_continues_with_the_start_models_window_lead(predictor, pack, tmp_path, capsys):
     out = tmp_path / "continued"
     assert main(["train-audio", "--pack", str(pack.root), "--start", str(predictor), "--out", str(out),
