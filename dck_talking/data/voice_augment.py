@@ -10,6 +10,7 @@ the speech (so the phones stay valid), except `speed`, which returns its time fa
 
 from __future__ import annotations
 
+import functools
 import io
 from fractions import Fraction
 
@@ -20,8 +21,8 @@ import scipy.signal
 
 from .phones import SAMPLE_RATE, Phone
 
-# (encoder, container, sample rate, bit rates): low-bitrate speech as phones and streams carry it;
-# all of them are in the FFmpeg of PyAV's wheels.
+# (encoder, container, sample rate, bit rates): low-bitrate speech as phones and streams carry it.
+# Not every PyAV wheel has every encoder (18.1.1's have no AMR-NB): `available_codecs` is the usable set.
 CODECS = (
     ("libopus", "ogg", 16000, (8000, 12000, 16000, 24000)),
     ("libmp3lame", "mp3", 16000, (16000, 24000)),
@@ -143,10 +144,27 @@ def _delay(out: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
     return int(np.argmax(corr))
 
 
+@functools.cache
+def available_codecs() -> tuple[tuple[str, str, int, tuple[int, ...]], ...]:
+    """The entries of `CODECS` whose encoder this PyAV build's FFmpeg has."""
+    usable = []
+    for entry in CODECS:
+        try:
+            av.codec.Codec(entry[0], "w")
+        except (ValueError, av.FFmpegError):  # UnknownCodecError is a ValueError
+            continue
+        usable.append(entry)
+    return tuple(usable)
+
+
 def codec(wav: np.ndarray, rng: np.random.Generator, name: str | None = None) -> np.ndarray:
-    """A round trip through a low-bitrate codec (Opus, MP3, AAC or AMR-NB at 8-24 kbit/s, see
-    `CODECS`); the codec's delay is measured and taken out, so the speech keeps its timing."""
-    choices = [c for c in CODECS if name is None or c[0] == name]
+    """A round trip through a low-bitrate codec (Opus, MP3, AAC or AMR-NB at 8-24 kbit/s, those of
+    `CODECS` this PyAV build has); the codec's delay is measured and taken out, so the speech keeps its
+    timing. `name` picks one encoder; ValueError if this build lacks it."""
+    choices = [c for c in available_codecs() if name is None or c[0] == name]
+    if not choices:
+        raise ValueError(f"PyAV's FFmpeg has no {name or 'speech codec'} encoder "
+                         f"(usable here: {', '.join(c[0] for c in available_codecs()) or 'none'})")
     encoder, container, rate, bit_rates = choices[int(rng.integers(len(choices)))]
     decoded = _decode(_encode(wav, encoder, container, rate, int(rng.choice(bit_rates))))
     decoded = decoded[_delay(decoded, wav, SAMPLE_RATE // 10):]
