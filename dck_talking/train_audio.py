@@ -88,8 +88,7 @@ class PackWindows(IterableDataset):
 
     def __init__(self, pack: Pack | str, train: bool = True, seed: int = 0, window_lead: int = 0) -> None:
         self.pack = pack if isinstance(pack, Pack) else Pack.load(pack)
-        spans = [(int(a), int(b)) for a, b, keep in zip(self.pack.offsets[:-1], self.pack.offsets[1:], self.pack.train)
-                 if keep == train and b - a > 0]
+        spans = self.pack.utterance_spans(train)
         if not spans:
             raise ValueError(f"{self.pack.root}: no {'training' if train else 'held-out'} speech")
         self.steps = np.concatenate([np.arange(a, b) for a, b in spans])

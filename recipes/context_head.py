@@ -26,7 +26,7 @@ from dck_talking.data.corpus import load_corpus
 from dck_talking.data.pack import Pack, dequantise_mel, dequantise_track
 from dck_talking.evaluate_visemes import FPS, format_viseme_table, score_voice
 from dck_talking.model.audio_encoder import FEATURE_DIM
-from dck_talking.model.viseme_predictor import load_viseme_predictor
+from dck_talking.model.viseme_predictor import load_viseme_predictor, mouth_from_raw
 from dck_talking.train_audio import mouth_loss, windows_at
 
 STRIDE = 4  # mel steps between neighbouring windows (50 ms)
@@ -43,8 +43,7 @@ def encode(encoder: nn.Module, windows: np.ndarray) -> torch.Tensor:
 def grid_features(pack: Pack, encoder: nn.Module, lead: int) -> dict[str, np.ndarray]:
     """Features and mouth targets at every STRIDE-th mel step of each training utterance."""
     feats, targets, utterance = [], [], []
-    spans = [(int(a), int(b)) for a, b, keep in zip(pack.offsets[:-1], pack.offsets[1:], pack.train) if keep and b > a]
-    for u, (a, b) in enumerate(spans):
+    for u, (a, b) in enumerate(pack.utterance_spans()):
         steps = np.arange(0, b - a, STRIDE)
         feats.append(encode(encoder, windows_at(dequantise_mel(pack.mel[:, a:b]), steps, lead)).half().numpy())
         targets.append(dequantise_track(pack.track[a:b])[steps])
@@ -108,8 +107,7 @@ def main() -> None:
             f = encode(encoder, windows_at(mel, np.clip(steps, 0, None), lead))
             f[(steps < 0) | (steps >= mel.shape[1])] = silence
             columns.append(f)
-        raw = head(torch.cat(columns, 1))
-        return torch.stack([raw[:, 0].clamp(0, 1), (raw[:, 1].clamp(-1, 1) + 1) / 2, torch.sigmoid(raw[:, 2])], 1).numpy()
+        return mouth_from_raw(head(torch.cat(columns, 1))).numpy()
 
     corpus = load_corpus(args.corpus)
     rows = []

@@ -301,6 +301,11 @@ class Pack:
         names = json.loads((root / "speech.json").read_text())["voices"]
         return cls(root, int(faces.get("size", 256)), faces.get("identities", []), landmarks, **arrays, voice_names=names)
 
+    def utterance_spans(self, train: bool = True) -> list[tuple[int, int]]:
+        """(first, end) mel steps of each non-empty training (or held-out) utterance in `mel` and `track`."""
+        return [(int(a), int(b)) for a, b, keep in zip(self.offsets[:-1], self.offsets[1:], self.train)
+                if keep == train and b > a]
+
     def image(self, frame: int) -> np.ndarray:
         """Pack image of frame `frame`, RGB uint8."""
         return cv2.cvtColor(cv2.imread(str(self.root / "faces" / f"{frame}.jpg")), cv2.COLOR_BGR2RGB)

@@ -40,8 +40,12 @@ class VisemePredictor(nn.Module, HubModelMixin, library_name="dck-talking", lice
     @torch.no_grad()
     def mouth(self, mels: torch.Tensor) -> torch.Tensor:
         """(B, 3) open, spread and closed, each in [0, 1] (spread 0 = rounded, 0.5 = neutral, 1 = spread)."""
-        raw = self(mels)
-        return torch.stack([raw[:, 0].clamp(0, 1), (raw[:, 1].clamp(-1, 1) + 1) / 2, torch.sigmoid(raw[:, 2])], 1)
+        return mouth_from_raw(self(mels))
+
+
+def mouth_from_raw(raw: torch.Tensor) -> torch.Tensor:
+    """A head's (B, 3) raw outputs (openness, spread -1..1, closed logit) as open, spread, closed in [0, 1]."""
+    return torch.stack([raw[:, 0].clamp(0, 1), (raw[:, 1].clamp(-1, 1) + 1) / 2, torch.sigmoid(raw[:, 2])], 1)
 
 
 def load_viseme_predictor(folder: str | Path | None = None) -> VisemePredictor:
