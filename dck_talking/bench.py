@@ -115,29 +115,35 @@ class PipelineRow:
     output_kb: float
 
 
-STAGES = ("decode", "track", "crop", "model", "paste", "encode")
+STAGES = ("decode", "track", "crop", "close", "model", "paste", "encode")
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
 
 
 def make_talking_head_video(path: Path, width: int, height: int, n_frames: int, fps: int = 25) -> Path:
     """A test input: the bundled example face (head and shoulders, the head about 40% of the frame
-    high, like a typical talking-head shot), drifting and zooming slowly."""
+    high, like a typical talking-head shot), drifting and zooming slowly, its mouth opening and
+    closing about three times a second as in speech (so the pipeline closes it, as on a real talking
+    video)."""
     from PIL import Image
 
+    from .data.render import MouthRig
     from .face import LandmarkDetector
     from .video import VideoWriter
 
     photo = Image.open(FACE).convert("RGB")
     with LandmarkDetector(num_faces=1, video=False) as detector:
         x0, y0, x1, y1 = detector.detect(np.asarray(photo))[0].box
-    side = 2.2 * max(x1 - x0, y1 - y0)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + 0.15 * side
-    head = photo.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+        side = int(2.2 * max(x1 - x0, y1 - y0))
+        left, top = int((x0 + x1 - side) / 2), int((y0 + y1) / 2 + 0.15 * side - side / 2)
+        head = np.asarray(photo.crop((left, top, left + side, top + side)))
+        marks = detector.detect(head)[0].landmarks[:, :2]
+    rig = MouthRig(marks, head)
     base = int(height * 0.85)
     with VideoWriter(path, width, height, fps, comment="dck-talking benchmark input") as writer:
         for i in range(n_frames):
+            talking = Image.fromarray(rig.render(head, marks, 0.35 * (1 - math.cos(i * 0.75)), 0.0)[0])
             size = int(base * (1 + 0.05 * math.sin(i / 20)))
-            picture = np.asarray(head.resize((size, size)))[: height]
+            picture = np.asarray(talking.resize((size, size)))[: height]
             canvas = np.full((height, width, 3), 70, np.uint8)
             x = (width - size) // 2 + int(width * 0.05 * math.sin(i / 30))
             y = max(0, (height - size) // 2)
@@ -160,17 +166,17 @@ def pipeline_model(preset: str) -> tuple[DCKTalker, str]:
 
 
 def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: str, batch: int,
-                 dtype: str | None = None) -> list[PipelineRow]:
+                 dtype: str | None = None, close_mouth: bool = True) -> list[PipelineRow]:
     """End-to-end frames/s of `TalkingFacePipeline` on made-up talking-head videos, with the time of
     each stage (stages overlap: decoding + tracking and encoding run in their own threads); the model
-    in `dtype` (None: the pipeline's default for the device)."""
+    in `dtype` (None: the pipeline's default for the device); `close_mouth` as the pipeline's."""
     import soundfile as sf
 
     from .audio import load_audio
     from .pipeline import TalkingFacePipeline
 
     pipe = TalkingFacePipeline(pipeline_model(preset)[0], device=device, batch_size=batch,
-                               dtype=DTYPES[dtype] if dtype else None)
+                               dtype=DTYPES[dtype] if dtype else None, close_mouth=close_mouth)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         speech = load_audio(SPEECH)

@@ -19,7 +19,8 @@ def _bench(args: argparse.Namespace) -> None:
     if args.pipeline:
         preset = args.presets[0] if len(args.presets) == 1 else "compact"
         dtype = args.dtypes[0] if args.dtypes else None
-        rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, args.batch_sizes[0], dtype)
+        rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, args.batch_sizes[0], dtype,
+                                  close_mouth=not args.keep_mouth)
         print(bench.format_pipeline_table(rows, preset, device, dtype))
         return
     dtypes = args.dtypes or bench.default_dtypes(device)
@@ -31,7 +32,8 @@ def _generate(args: argparse.Namespace) -> None:
     from .model import load_model
     from .pipeline import TalkingFacePipeline
 
-    pipe = TalkingFacePipeline(load_model(args.checkpoint)[0], device=args.device, batch_size=args.batch_size)
+    pipe = TalkingFacePipeline(load_model(args.checkpoint)[0], device=args.device, batch_size=args.batch_size,
+                               close_mouth=not args.keep_mouth)
     summary = pipe.generate(args.face, args.audio, args.out, length=args.length, face_index=args.face_index,
                             fps=args.fps, photo_size=args.photo_size or None, progress=True)
     print(summary)
@@ -213,7 +215,7 @@ def _sync(args: argparse.Namespace) -> None:
     for audio in args.audio:  # a bad recording stops the command before minutes of rendering, not after
         load_speech(audio)
     model, what = load_model(args.checkpoint)
-    pipe = TalkingFacePipeline(model, device=args.device)
+    pipe = TalkingFacePipeline(model, device=args.device, close_mouth=not args.keep_mouth)
     names = [Path(audio).name for audio in args.audio]
     if len(set(names)) < len(names):
         names = list(args.audio)
@@ -231,7 +233,8 @@ def _lip_phones(args: argparse.Namespace) -> None:
     models = load_checkpoints(args.checkpoint) if args.checkpoint else {"bundled": load_model()[0]}
     if args.baseline:
         _add_baseline(models)
-    pipes = {name: TalkingFacePipeline(model, device=args.device) for name, model in models.items()}
+    pipes = {name: TalkingFacePipeline(model, device=args.device, close_mouth=not args.keep_mouth)
+             for name, model in models.items()}
     print(f"{len(recordings)} recordings: " + ", ".join(f"{voice} {path.name}" for voice, path, _ in recordings) + "\n")
     results = {Path(face).name: {name: pooled([lip_phone_measures(pipe, face, path, phones) for _, path, phones in recordings])
                                  for name, pipe in pipes.items()} for face in args.face}
@@ -291,6 +294,7 @@ def _checked(convert: Callable[[str], float], accept: Callable[[float], bool], w
 _pixels_or_zero = _checked(int, lambda v: v >= 0, "0 or a positive number of pixels")  # a size, or 0 for "keep"
 _index = _checked(int, lambda v: v >= 0, "0 or a positive whole number")
 _positive_float = _checked(float, lambda v: v > 0, "a positive number")
+KEEP_MOUTH = "feed the network the face's own mouth as it is (by default an open mouth is closed first)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="speech recordings (one column each, and their mean)")
     sync.add_argument("--checkpoint", help="checkpoint folder or Hub repo id (default: $DCK_CHECKPOINT, else bundled)")
     sync.add_argument("--max-delay", type=int, default=5, help="largest delay tried, in video frames")
+    sync.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
     sync.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     sync.set_defaults(func=_sync)
 
@@ -320,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     lip_phones.add_argument("--baseline", action="store_true", help="add the network-free baseline (drawn visemes)")
     lip_phones.add_argument("--per-voice", type=int, default=2, help="recordings of each held-out voice")
     lip_phones.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    lip_phones.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
     lip_phones.set_defaults(func=_lip_phones)
 
     card = commands.add_parser("scorecard", help="seen/unseen faces x seen/unseen voices (LMD against identity, "
@@ -363,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="end-to-end frames/s on made-up 720p/1080p videos, split by stage "
                             "(one preset, default compact; the first batch size)")
     bench.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
+    bench.add_argument("--keep-mouth", action="store_true", help="with --pipeline: " + KEEP_MOUTH)
     bench.add_argument("--video-seconds", type=float, default=10.0, help="length of each --pipeline input")
     bench.set_defaults(func=_bench)
 
@@ -378,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="which face when there are several: 0 = the largest (`dck-talking faces FILE` "
                                "numbers them)")
     generate.add_argument("--batch-size", type=int, default=8)
+    generate.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
     generate.add_argument("--photo-size", type=_pixels_or_zero, default=PHOTO_SIZE,
                           help="a photo larger than this many pixels on its long side is scaled down to it (0: keep)")

@@ -1,8 +1,9 @@
 """`TalkingFacePipeline`: face video or photo + speech -> lip-synced video, streaming end to end.
 
-reader (frames at a constant rate) -> face tracker (crop transforms) -> crop to the model size ->
-batch on the device -> DCKTalker -> paste the motion image back under its attention mask ->
-writer (H.264 + AAC). The audio is turned into mel windows once up front; frames flow through in
+reader (frames at a constant rate) -> face tracker (crop transforms) -> crop to the model size, the
+face's own open mouth closed (`closed_mouth`) -> batch on the device -> DCKTalker -> paste the motion
+image back under its attention mask (and the closed lips where the mask leaves them) -> writer
+(H.264 + AAC). The audio is turned into mel windows once up front; frames flow through in
 batches, so memory does not grow with the length of the video. Crops are cut and pasted on the CPU
 with OpenCV, so only 256x256 crops travel to the model's device and back.
 
@@ -27,8 +28,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import audio as audio_lib
+from .closed_mouth import MouthInput, close_mouth
 from .errors import InputError
-from .face import Face, FaceFinder, FaceTracker, crop_image, crop_to_frame, feather_mask, paste_image, to_uint8
+from .face import (CropTransform, Face, FaceFinder, FaceTracker, crop_image, crop_to_frame, feather_mask, paste_image,
+                   to_uint8)
 from .model import DCKTalker
 from .timeline import POLICIES, output_frame_count, source_indices
 
@@ -129,10 +132,12 @@ class TalkingFacePipeline:
 
     `pipe(face, audio, output)` renders a file and returns the output path; `pipe.stream(frames,
     audio, fps)` yields frames as they are ready, `batch_size` frames behind its input.
+    `close_mouth`: the face's own open mouth is closed before the network sees it (`closed_mouth`);
+    False feeds the crop as it is.
     """
 
     def __init__(self, model: DCKTalker | None = None, device: str | torch.device | None = None, batch_size: int = 8,
-                 dtype: torch.dtype | None = None, feather: float = 8.0) -> None:
+                 dtype: torch.dtype | None = None, feather: float = 8.0, close_mouth: bool = True) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype or default_dtype(self.device)
         model = model if model is not None else DCKTalker.from_pretrained()  # the bundled default
@@ -142,6 +147,7 @@ class TalkingFacePipeline:
         self.feather = feather
         self._feather = feather_mask(self.size, feather, self.device)
         self.threads = model_threads(self.device)
+        self.close_mouth = close_mouth
 
     def __call__(self, face: str | Path, audio: str | Path, output: str | Path, **options) -> Path:
         """Render `face` (video or photo) speaking `audio` to `output`; returns the output path."""
@@ -221,17 +227,19 @@ class TalkingFacePipeline:
     def _render(self, frames: Iterator[np.ndarray], source: list[int] | None, mel: np.ndarray, rate: Fraction,
                 face_index: int, photo: bool, summary: Summary, show_mask: bool = False, owned: bool = False
                 ) -> Iterator[np.ndarray]:
-        """The shared core: frames -> tracked (in a background thread, with decoding) -> batches
-        cropped, lip-synced on the device and pasted back. `owned`: the frames are new arrays that may
+        """The shared core: frames -> tracked and cropped (in a background thread, with decoding) ->
+        batches lip-synced on the device and pasted back. `owned`: the frames are new arrays that may
         be changed in place (else each frame with a face is copied first)."""
+        times = summary.stage_seconds
         # The tracking thread stops (closing) before the tracker it uses is closed.
         with FaceTracker(self.size, face_index=face_index, video=not photo) as tracker, contextlib.closing(
-                _prefetch(_track(frames, source, rate, tracker, summary.stage_seconds), 2 * self.batch_size)) as tracked:
+                _prefetch(_face_inputs(_track(frames, source, rate, tracker, times), self.size, self.close_mouth, times),
+                          2 * self.batch_size)) as tracked:
             index = 0
             for batch in _batches(tracked, self.batch_size):
                 with _torch_threads(self.threads):  # per batch: a paused generator leaves torch as it was
                     mels = audio_lib.frame_windows(mel, len(batch), rate, first=index, lead=self.model.window_lead)
-                    done = self._lip_sync([frame for frame, _ in batch], [m for _, m in batch], mels, summary,
+                    done = self._lip_sync([frame for frame, _ in batch], [f for _, f in batch], mels, summary,
                                           show_mask, owned)
                 index += len(batch)
                 summary.frames = index
@@ -239,33 +247,66 @@ class TalkingFacePipeline:
                 yield from done
 
     @torch.inference_mode()
-    def _lip_sync(self, batch: list[np.ndarray], matrices: list[np.ndarray | None], mels: torch.Tensor,
+    def _lip_sync(self, batch: list[np.ndarray], faces: list[_FaceInput | None], mels: torch.Tensor,
                   summary: Summary, show_mask: bool = False, owned: bool = False) -> list[np.ndarray]:
         """Run the model on the frames of `batch` that have a face and paste the result back;
         with `show_mask`, each frame gets, on its right, itself darkened with the pasted mask in white."""
-        with_face = [i for i, m in enumerate(matrices) if m is not None]
+        with_face = [i for i, f in enumerate(faces) if f is not None]
         summary.faces += len(with_face)
         summary.passed_through += len(batch) - len(with_face)
         if show_mask:  # a frame without a face has no mask
-            batch = [np.concatenate([f, f // 4], axis=1) if m is None else f for f, m in zip(batch, matrices)]
+            batch = [np.concatenate([f, f // 4], axis=1) if face is None else f for f, face in zip(batch, faces)]
         if not with_face:
             return batch
         times = summary.stage_seconds
-        with times("crop"):
-            crops = np.stack([crop_image(batch[i], matrices[i], self.size) for i in with_face])
-            crops = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+        chosen = [faces[i] for i in with_face]
+        crops = torch.from_numpy(np.stack([face.crop.image for face in chosen])).to(self.device)
+        crops = crops.permute(0, 3, 1, 2).float().div_(255)
         with times("model"), precision(self.device.type, self.dtype):
             result = self.model(crops, mels[with_face].to(self.device))
-            motion = to_uint8(result.motion.float())
-            weights = (result.alpha.float()[:, 0] * self._feather).cpu().numpy()
+            image, weight = pasted(result.motion.float(), result.alpha.float(), crops, _changed(chosen, self.device))
+            image = to_uint8(image)
+            weights = (weight[:, 0] * self._feather).cpu().numpy()
         with times("paste"):
-            for j, i in enumerate(with_face):
+            for j, (i, face) in enumerate(zip(with_face, chosen)):
                 frame = batch[i] if owned else batch[i].copy()
-                paste_image(frame, motion[j], weights[j], matrices[i])
+                paste_image(frame, image[j], weights[j], face.matrix)
                 if show_mask:
-                    frame = np.concatenate([frame, _mask_view(frame, weights[j], matrices[i])], axis=1)
+                    frame = np.concatenate([frame, _mask_view(frame, weights[j], face.matrix)], axis=1)
                 batch[i] = frame
         return batch
+
+
+@dataclass(frozen=True)
+class _FaceInput:
+    """One frame's face as the network gets it: the frame -> crop `matrix` and the crop (`closed_mouth`)."""
+
+    matrix: np.ndarray
+    crop: MouthInput
+
+
+def pasted(motion: torch.Tensor, alpha: torch.Tensor, crops: torch.Tensor, changed: torch.Tensor | None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What to paste onto the frame and under which weight, (B, 3, S, S) and (B, 1, S, S): the motion
+    image under the attention mask `alpha`; where the network's input `crops` differ from the frame
+    (`changed`, (B, 1, S, S) in [0, 1]) and the mask is weaker, the input itself. Without `changed`
+    that is (motion, alpha); with it the frame becomes alpha * motion + (weight - alpha) * crops +
+    (1 - weight) * frame, weight = max(alpha, changed)."""
+    if changed is None:
+        return motion, alpha
+    weight = torch.maximum(alpha, changed)
+    image = (alpha * motion + (weight - alpha) * crops) / weight.clamp_min(1e-6)
+    return image, weight
+
+
+def _changed(faces: list[_FaceInput], device: torch.device) -> torch.Tensor | None:
+    """(B, 1, S, S) `changed` weights of a batch's crops (zeros for unchanged ones), None if none changed."""
+    if all(face.crop.changed is None for face in faces):
+        return None
+    size = faces[0].crop.image.shape[0]
+    zeros = np.zeros((size, size), np.float32)
+    stacked = np.stack([zeros if face.crop.changed is None else face.crop.changed for face in faces])
+    return torch.from_numpy(stacked)[:, None].to(device)
 
 
 def _no_face(photo: bool, face_index: int, most_faces: int) -> str:
@@ -368,11 +409,11 @@ def load_speech(path: str | Path) -> np.ndarray:
 
 
 def _track(frames: Iterator[np.ndarray], source: list[int] | None, rate: Fraction, tracker: FaceTracker,
-           times: StageTimes) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """Each frame with its crop matrix (None without a face). `source[i]` names the source frame
+           times: StageTimes) -> Iterator[tuple[np.ndarray, CropTransform | None]]:
+    """Each frame with its crop transform (None without a face). `source[i]` names the source frame
     that output frame `i` shows; a source frame shown again (a photo, a looped video) reuses its
-    matrix instead of being tracked again."""
-    cache: dict[int, np.ndarray | None] = {}
+    transform instead of being tracked again."""
+    cache: dict[int, CropTransform | None] = {}
     for i, frame in enumerate(times.timed(frames, "decode")):
         key = source[i] if source is not None else None
         if key is not None and key in cache:
@@ -380,10 +421,27 @@ def _track(frames: Iterator[np.ndarray], source: list[int] | None, rate: Fractio
             continue
         with times("track"):
             crop = tracker.track(frame, int(i * 1000 / rate))
-        matrix = None if crop is None else crop.matrix
         if key is not None:
-            cache[key] = matrix
-        yield frame, matrix
+            cache[key] = crop
+        yield frame, crop
+
+
+def _face_inputs(tracked: Iterator[tuple[np.ndarray, CropTransform | None]], size: int, close: bool,
+                 times: StageTimes) -> Iterator[tuple[np.ndarray, _FaceInput | None]]:
+    """Each tracked frame with its crop as the network gets it, the mouth closed if `close`; a frame
+    that repeats the transform before it (a photo) reuses its crop."""
+    last: tuple[CropTransform | None, _FaceInput | None] = (None, None)
+    for frame, transform in tracked:
+        if transform is None:
+            yield frame, None
+            continue
+        if transform is not last[0]:
+            with times("crop"):
+                crop = crop_image(frame, transform.matrix, size)
+            with times("close"):
+                mouth = close_mouth(crop, transform.landmarks) if close else MouthInput(crop)
+            last = (transform, _FaceInput(transform.matrix, mouth))
+        yield frame, last[1]
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
