@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import TINY
 from PIL import Image
 
 from dck_talking import DCKTalker
@@ -97,8 +98,7 @@ def test_the_pipeline_feeds_and_pastes_a_closed_mouth(photos, tmp_path, close):
     photo, audio, out = tmp_path / "open.png", tmp_path / "speech.wav", tmp_path / "out.mp4"
     Image.fromarray(photos["open"]).save(photo)
     sf.write(audio, load_audio(SPEECH)[:8000], 16000)
-    model = DCKTalker(image_size=256, down_channels=[4, 8, 8, 16], dck_channels=16, dck_layers=2, kernel_hidden=16,
-                      motion="warp")
+    model = DCKTalker(**{**TINY, "image_size": 256}, motion="warp")
     TalkingFacePipeline(model, device="cpu", close_mouth=close).generate(photo, audio, out)
     frame = next(iter(iter_frames(out)))
     with MouthLandmarks() as landmarks:
