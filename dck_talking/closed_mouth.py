@@ -41,7 +41,8 @@ def close_mouth(crop: np.ndarray, landmarks: np.ndarray, closed_gap: float = CLO
     if lip_gap(landmarks) < closed_gap:
         return MouthInput(crop)
     closed, _ = MouthRig(landmarks, crop).render(crop, landmarks, 0.0, 0.0)
-    moved = (np.abs(closed.astype(np.int16) - crop).max(axis=2) > CHANGE_LEVEL).astype(np.uint8)
+    diff = cv2.absdiff(closed, crop)
+    moved = (np.maximum.reduce([diff[..., 0], diff[..., 1], diff[..., 2]]) > CHANGE_LEVEL).astype(np.uint8)
     if not moved.any():
         return MouthInput(crop)
     scale = crop.shape[0] / 256

@@ -19,6 +19,7 @@ one), a free label for a model that warps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -172,23 +173,20 @@ class MouthRig:
         self.border = _border_points(self.size)
         # Mesh points on the body of the lips (between the contours) are left out: the lips are
         # bands triangulated by their contours alone, which move as a whole.
-        outer = points[OUTER_LOOP].astype(np.float32)
-        self.keep = np.array([i for i in range(MESH_POINTS) if i in _LIP_SET
-                              or cv2.pointPolygonTest(outer, (float(points[i, 0]), float(points[i, 1])), True) < -1.5])
+        outer = points[OUTER_LOOP].astype(np.float32).astype(np.float64)
+        body = _inside(outer, points) | (_distance(outer, points) <= 1.5)
+        self.keep = np.array([i for i in range(MESH_POINTS) if i in _LIP_SET or not body[i]])
         # Triangulate with the mouth open, so the mouth opening has triangles of its own.
         reference = np.concatenate([move_mouth(points, 0.8, 0.0)[self.keep], self.border])
         self.triangles = Delaunay(reference).simplices.astype(np.int64)
         self.reference_sign = np.sign(self._areas(reference))
-        inner_polygon = reference[INNER_LOOP].astype(np.float32)
-        centroids = reference[self.triangles].mean(axis=1)
-        in_inner = np.array([cv2.pointPolygonTest(inner_polygon, (float(x), float(y)), False) >= 0
-                             for x, y in centroids])
+        inner_polygon = reference[INNER_LOOP].astype(np.float32).astype(np.float64)
+        in_inner = _inside(inner_polygon, reference[self.triangles].mean(axis=1).astype(np.float32))
         all_inner = np.isin(self.keep[np.minimum(self.triangles, len(self.keep) - 1)], list(_INNER_SET)).all(axis=1)
         all_inner &= (self.triangles < len(self.keep)).all(axis=1)
         self.interior = in_inner & all_inner
         self.colors = _face_colors(crop, points)
-        yy, xx = np.mgrid[0:self.size, 0:self.size].astype(np.float32)
-        self._grid = (xx, yy)
+        self._grid = _pixel_grid(self.size)
 
     def _areas(self, points: np.ndarray) -> np.ndarray:
         p = points[self.triangles]
@@ -227,8 +225,8 @@ class MouthRig:
     def _rasterize(self, chosen: np.ndarray, mesh: np.ndarray) -> np.ndarray:
         """(S, S) int32: which of the `chosen` triangles of `mesh` covers each pixel (-1: none)."""
         index = np.full((self.size, self.size), -1, np.int32)
-        for k, tri in enumerate(mesh[self.triangles[chosen]]):
-            cv2.fillConvexPoly(index, np.round(tri * 16).astype(np.int32), k, lineType=cv2.LINE_8, shift=4)
+        for k, tri in enumerate(np.round(mesh[self.triangles[chosen]] * 16).astype(np.int32)):
+            cv2.fillConvexPoly(index, tri, k, lineType=cv2.LINE_8, shift=4)
         return index
 
     def _warp(self, crop: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -345,6 +343,32 @@ class MouthRig:
         image[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
         painted[y0:y1, x0:x1] = mask
         return image, painted
+
+
+def _inside(polygon: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) bool: which `points` (N, 2) lie inside the closed `polygon` (V, 2) (even-odd rule)."""
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    x, y = points[:, :1], points[:, 1:2]
+    crosses = (a[:, 1] > y) != (b[:, 1] > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    return (crosses & (x < at)).sum(axis=1) % 2 == 1
+
+
+def _distance(polygon: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) distance of each of `points` (N, 2) from the edges of the closed `polygon` (V, 2)."""
+    a, edge = polygon, np.roll(polygon, -1, axis=0) - polygon
+    rel = points[:, None, :] - a[None]
+    t = np.clip((rel * edge).sum(axis=2) / np.maximum((edge * edge).sum(axis=1), 1e-12), 0.0, 1.0)
+    return np.linalg.norm(rel - t[..., None] * edge, axis=2).min(axis=1)
+
+
+@lru_cache(maxsize=4)
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) float32 coordinates of every pixel of a size x size image (read-only; copy to change)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    xx.flags.writeable = yy.flags.writeable = False
+    return xx, yy
 
 
 def _inset_inner_lips(points: np.ndarray, size: int) -> np.ndarray:
