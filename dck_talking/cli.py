@@ -121,7 +121,7 @@ def _pack(args: argparse.Namespace) -> None:
         print(f"{out}: {faces['identities']} identities ({args.morphs} of them morphs), {faces['frames']} frames")
         for line in faces["left_out"]:
             print(f"  left out {line}")
-    speech = write_speech(corpus_speech(args.corpus, args.hours, args.seed, args.augmented), out)
+    speech = write_speech(corpus_speech(args.corpus, args.hours, args.seed, args.augmented, sources=args.sources), out)
     print(f"{out}: {speech['utterances']} utterances of {speech['voices']} voices, {speech['hours']:.2f} h")
 
 
@@ -134,7 +134,7 @@ def _visemes(args: argparse.Namespace) -> None:
 
 
 def _train_audio(args: argparse.Namespace) -> None:
-    from .train_audio import CorpusWindows, PackWindows, train_viseme_predictor
+    from .train_audio import CorpusWindows, MixedWindows, PackWindows, train_viseme_predictor
 
     if bool(args.corpus) == bool(args.pack):
         raise DCKError("give one of --corpus (a speech corpus folder) or --pack (a training pack)")
@@ -145,8 +145,11 @@ def _train_audio(args: argparse.Namespace) -> None:
         lead = load_viseme_predictor(args.start).window_lead
         if args.window_lead not in (None, lead):
             raise DCKError(f"{args.start} has window lead {lead}; --window-lead {args.window_lead} does not match it")
-    data = (CorpusWindows(args.corpus, seed=args.seed, window_lead=lead) if args.corpus
-            else PackWindows(args.pack, seed=args.seed, window_lead=lead))
+    if args.corpus:
+        data = CorpusWindows(args.corpus, seed=args.seed, window_lead=lead)
+    else:
+        packs = [PackWindows(pack, seed=args.seed, window_lead=lead) for pack in args.pack]
+        data = packs[0] if len(packs) == 1 else MixedWindows(packs)
     result = train_viseme_predictor(data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                     workers=args.workers, window_lead=lead, device=args.device,
                                     start=args.start, seed=args.seed, minutes=args.minutes,
@@ -545,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--morphs", type=int, default=200, help="identities made by morphing two training faces")
     pack.add_argument("--frames", type=int, default=8, help="frames taken from each video")
     pack.add_argument("--seed", type=int, default=0)
+    pack.add_argument("--sources", nargs="+", help="only the corpus voices of these engines (names or shell "
+                                                   "patterns, as for corpus --sources)")
     pack.set_defaults(func=_pack)
 
     visemes = commands.add_parser("visemes", help="the mouth at every video frame of a speech recording: "
@@ -559,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_audio = commands.add_parser("train-audio", help="pretrain the audio encoder on many voices to predict the "
                                                           "mouth (a VisemePredictor, the one train starts from)")
     train_audio.add_argument("--corpus", help="a speech corpus (dck-talking corpus), augmented as it is drawn")
-    train_audio.add_argument("--pack", help="or a training pack's speech (mels only: level and band augmentation)")
+    train_audio.add_argument("--pack", nargs="+", help="or training packs' speech (mels only: level and band "
+                             "augmentation); several packs give equal shares of the windows")
     train_audio.add_argument("--out", required=True, help="folder for the VisemePredictor")
     train_audio.add_argument("--start", help="a VisemePredictor folder to continue from")
     train_audio.add_argument("--steps", type=int, default=20000)

@@ -109,12 +109,29 @@ class PackWindows(IterableDataset):
             yield torch.from_numpy(window[None]), torch.from_numpy(dequantise_track(self.pack.track[step:step + 1])[0])
 
 
+class MixedWindows(IterableDataset):
+    """Windows from several sources in equal shares, one from each in turn (a small set of human
+    speech beside many synthesised hours weighs as much as all of them)."""
+
+    def __init__(self, sources: list[IterableDataset]) -> None:
+        leads = {source.window_lead for source in sources}
+        if len(leads) != 1:
+            raise ValueError(f"the sources cut their windows at different leads: {sorted(leads)}")
+        self.sources, self.window_lead = sources, leads.pop()
+
+    def __iter__(self):
+        streams = [iter(source) for source in self.sources]
+        while True:
+            for stream in streams:
+                yield next(stream)
+
+
 def train_viseme_predictor(data: IterableDataset, out: str | Path, steps: int = 20000, batch_size: int = 128,
                            lr: float = 1e-3, workers: int = 2, window_lead: int = 0, device: str | None = None,
                            start: str | Path | None = None, degrade: bool = True, seed: int = 0,
                            log_every: int = 100, minutes: float | None = None,
                            closed_weight: float = 0.5) -> dict[str, float]:
-    """Fit a VisemePredictor on `data` (CorpusWindows or PackWindows, cut at the model's window lead:
+    """Fit a VisemePredictor on `data` (CorpusWindows, PackWindows or a MixedWindows of them, cut at the model's window lead:
     `window_lead` for a fresh one, the `start` model's own otherwise) for `steps` steps or `minutes`,
     whichever ends first; save it to `out`; return the last losses, the steps taken and the wall time.
     `closed_weight`: the closed-lips term's weight in the loss (openness weighs 1, spread 0.5)."""

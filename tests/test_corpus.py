@@ -3,6 +3,7 @@ here, read back through `load_corpus`; resuming, whole-voice splits, CMU ARCTIC 
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -166,11 +167,23 @@ def test_default_plan_splits_and_sources():
         assert harvard.split == "eval" and harvard.band == "telephone"
         assert any(v.split == "train" for k, v in voices.items() if k.startswith("codec2-examples/"))
     for task in tasks:
-        if task.voice.engine.startswith("fillets-ng-data"):
+        if task.voice.engine.startswith("fillets-ng-data") or task.voice.engine == "asterisk":
             assert task.voice.split == "train"
     synthesised = [t for t in tasks if t.seconds is not None and t.voice.split == "train"]
     if synthesised:
         assert sum(t.seconds for t in synthesised) == pytest.approx(3600.0)
+
+
+def test_asterisk_prompt_list(tmp_path):
+    listing = tmp_path / "core-sounds-en.txt.gz"
+    with gzip.open(listing, "wt", encoding="utf-8") as f:
+        f.write("; Core Asterisk Sounds in English\n\nactivated: Activated.\nbeep: [this is a simple beep tone]\n"
+                "digits/1: One.\nconf-menu: Press 1 to mute, or # to exit.\nyear: The year 2010.\n")
+    english = corpus_lib.asterisk_prompts(listing, "en")
+    assert english == {"activated": "Activated.", "digits/1": "One.",
+                       "conf-menu": "Press one to mute, or pound to exit."}
+    assert corpus_lib.asterisk_prompts(listing, "fr")["year"] == "The year 2010."  # espeak-ng reads numbers
+    assert corpus_lib.asterisk_prompts(tmp_path / "missing.txt.gz", "en") == {}
 
 
 def test_festival_phones_map_to_viseme_symbols():
@@ -207,6 +220,11 @@ def test_pack_speech_from_a_corpus(tiny, tmp_path):
     untouched = {u.id: corpus.audio(u) for u in corpus.utterances}
     assert not np.array_equal(items[0].wav, untouched[items[0].id])  # made into another voice
     assert np.array_equal(items[2].wav, untouched[items[2].id])  # held-out speech stays as recorded
+    chosen = list(corpus_speech(tiny, hours=1.0, seed=0, augmented=1.0, sources=["espeak-*"]))
+    assert [(i.id, i.train) for i in chosen] == [(i.id, i.train) for i in items[:2]]
+    assert np.array_equal(chosen[0].wav, items[0].wav)  # the same draw as without the other voices
+    with pytest.raises(DCKError, match="no voice of flite"):
+        list(corpus_speech(tiny, hours=1.0, sources=["flite"]))
     write_speech(items, tmp_path / "pack")
     pack = Pack.load(tmp_path / "pack")
     assert list(pack.train) == [True, False, False] and pack.voice_names == ["espeak-ng/en-us+f3", "test/speaker"]

@@ -15,7 +15,7 @@ from dck_talking.examples import SPEECH
 from dck_talking.model.viseme_predictor import VisemePredictor, load_viseme_predictor
 from dck_talking.mouth_track import mouth_track
 from dck_talking.train import build_model
-from dck_talking.train_audio import PackWindows, train_viseme_predictor
+from dck_talking.train_audio import MixedWindows, PackWindows, train_viseme_predictor
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,24 @@ def test_pack_windows_hold_the_mouth_at_their_frame(pack):
         PackWindows(everything_trains, train=False)
 
 
+class Constant(torch.utils.data.IterableDataset):
+    def __init__(self, value: float, window_lead: int = 8) -> None:
+        self.value, self.window_lead = value, window_lead
+
+    def __iter__(self):
+        while True:
+            yield torch.full((1, 80, 16), self.value), torch.full((3,), self.value)
+
+
+def test_mixed_windows_take_each_source_in_turn(pack):
+    drawn = iter(MixedWindows([Constant(0.0), Constant(1.0), Constant(2.0)]))
+    assert [next(drawn)[1][0].item() for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    mixed = MixedWindows([PackWindows(pack, window_lead=4), PackWindows(pack, train=False, window_lead=4)])
+    assert mixed.window_lead == 4 and next(iter(mixed))[0].shape == (1, 80, 16)
+    with pytest.raises(ValueError, match=r"different leads: \[0, 8\]"):
+        MixedWindows([Constant(0.0), Constant(1.0, window_lead=0)])
+
+
 def test_training_on_a_pack_lowers_the_loss(pack, tmp_path):
     from dck_talking.train_audio import mouth_loss
 
@@ -71,7 +89,7 @@ def test_training_refuses_windows_cut_for_another_lead(pack, predictor, tmp_path
 
 def test_cli_train_audio_continues_with_the_start_models_window_lead(predictor, pack, tmp_path, capsys):
     out = tmp_path / "continued"
-    assert main(["train-audio", "--pack", str(pack.root), "--start", str(predictor), "--out", str(out),
+    assert main(["train-audio", "--pack", str(pack.root), str(pack.root), "--start", str(predictor), "--out", str(out),
                  "--steps", "2", "--batch-size", "4", "--workers", "0", "--closed-weight", "1"]) == 0
     assert load_viseme_predictor(out).window_lead == 4
     capsys.readouterr()

@@ -25,6 +25,7 @@ wholly `eval`. Re-running skips finished utterances; every file is written atomi
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import json
 import os
 import re
@@ -56,6 +57,8 @@ FILLETS = Path("/usr/share/games/fillets-ng")
 FESTIVAL_VOICES = Path("/usr/share/festival/voices")
 POCKETSPHINX_DATA = Path("/usr/share/pocketsphinx/test/data")
 CODEC2 = Path("/usr/share/codec2")
+ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
+ASTERISK_DOCS = Path("/usr/share/doc")
 SHARED_LIBRIVOX = Path(__file__).resolve().parents[3] / "shared" / "media" / "speech"
 EVAL_TTS_SECONDS = 120.0  # speech made by each held-out synthesiser voice
 # CMU ARCTIC speakers; a voice or recording whose name has one of these words is refused.
@@ -634,6 +637,12 @@ CODEC2_SPEAKERS = {
 }
 CODEC2_EVAL = {"harvard"}
 CODEC2_LICENCE = "LGPL-2.1, Debian codec2-examples"
+# Asterisk's telephone prompts (8 kHz), one speaker per language directory (es is Allison again).
+ASTERISK = {"en_US_f_Allison": ("en", "allison"), "es_MX_f_Allison": ("es", "allison-es"),
+            "fr_CA_f_June": ("fr", "june"), "it_IT_m_Carlo": ("it", "carlo"), "ru_RU_f_IvrvoiceRU": ("ru", "ivrvoice-ru")}
+ASTERISK_LICENCE = {"ru": "CC-BY-3.0", "it": "CC-BY-3.0"}
+ENGLISH_SYMBOLS = {"#": "pound", "*": "star", "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four",
+                   "5": "five", "6": "six", "7": "seven", "8": "eight", "9": "nine"}
 FILLETS_LICENCE = "GPL-2.0 (Fish Fillets NG voice acting): training only, never bundled"
 
 
@@ -693,7 +702,7 @@ def synthesiser_tasks(hours: float, seed: int, workers: int,
     pools = {language: text_pool(language)[0] for language in {p[1] for p in planned}}
     notes += [f"{voice.id}: no {language} text installed (the fortunes-{language} or fillets-ng-data packages)"
               for voice, language, _, _ in planned if not pools[language]]
-    planned = [(k, p) for k, p in enumerate(p for p in planned if pools[p[1]]) if _chosen(p[0].engine, sources)]
+    planned = [(k, p) for k, p in enumerate(p for p in planned if pools[p[1]]) if engine_chosen(p[0].engine, sources)]
     shares = sum(weight for _, (voice, _, _, weight) in planned if voice.split == "train")
     tasks = []
     for k, (voice, language, options, weight) in planned:
@@ -740,11 +749,51 @@ def recording_tasks() -> tuple[list[VoiceTask], list[str]]:
                                          TRANSCRIPTS))
     else:
         notes.append("codec2-examples: not installed")
+    asterisk, skipped = asterisk_tasks()
+    tasks += asterisk
+    notes += skipped
     for language in ("cs", "nl"):
         fillets, skipped = fillets_tasks(language)
         tasks += fillets
         notes += skipped
     return [t for t in tasks if t.items], notes
+
+
+def asterisk_prompts(listing: Path, language: str) -> dict[str, str]:
+    """Sound name (`digits/1`) -> the words of an Asterisk prompt list (`core-sounds-<language>.txt.gz`).
+    Tones and other bracketed entries are left out; in English, single digits, # and * are spelled
+    (the aligner's dictionary has no "1") and prompts with longer numbers are left out."""
+    if not listing.is_file():
+        return {}
+    prompts = {}
+    for line in gzip.open(listing, "rt", encoding="utf-8-sig", errors="replace"):
+        name, _, text = line.partition(":")
+        text = text.strip()
+        if line.startswith(";") or not text or "[" in text:
+            continue
+        if language == "en":
+            text = re.sub(r"(?<![\w])[#*0-9](?![\w])", lambda m: f" {ENGLISH_SYMBOLS[m.group()]} ", text)
+            if re.search(r"[0-9]", text):
+                continue
+        prompts[name.strip()] = " ".join(text.split())
+    return prompts
+
+
+def asterisk_tasks() -> tuple[list[VoiceTask], list[str]]:
+    """Asterisk's prompts (Debian asterisk-core-sounds-<language>-wav), one training voice per speaker."""
+    tasks, notes = [], []
+    for directory, (language, speaker) in ASTERISK.items():
+        prompts = asterisk_prompts(ASTERISK_DOCS / f"asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz",
+                                   language)
+        if not (ASTERISK_SOUNDS / directory).is_dir() or not prompts:
+            notes.append(f"asterisk-core-sounds-{language}-wav: not installed")
+            continue
+        licence = f"{ASTERISK_LICENCE.get(language, 'CC-BY-SA-3.0')}, Debian asterisk-core-sounds-{language}"
+        voice = Voice(f"asterisk/{speaker}", "asterisk", speaker, language, licence, "train", "human", "telephone")
+        paths = {name: ASTERISK_SOUNDS / directory / f"{name}.wav" for name in sorted(prompts)}
+        tasks.append(VoiceTask(voice, [Item(name.replace("/", "-"), text=prompts[name], path=str(path))
+                                       for name, path in paths.items() if path.is_file()]))
+    return tasks, notes
 
 
 def fillets_tasks(language: str) -> tuple[list[VoiceTask], list[str]]:
@@ -771,7 +820,8 @@ def fillets_tasks(language: str) -> tuple[list[VoiceTask], list[str]]:
     return tasks, notes
 
 
-def _chosen(engine: str, sources: list[str] | None) -> bool:
+def engine_chosen(engine: str, sources: list[str] | None) -> bool:
+    """True when `sources` (engine names or shell patterns; None: all) picks `engine`."""
     return sources is None or any(fnmatch.fnmatchcase(engine, pattern) for pattern in sources)
 
 
@@ -781,7 +831,7 @@ def plan(hours: float = 5.0, seed: int = 0, workers: int = 1,
     `sources` (engine names or shell patterns: `espeak-ng`, `fillets-ng-data-*`) keeps only those engines."""
     synthesised, notes = synthesiser_tasks(hours, seed, workers, sources)
     recorded, more = recording_tasks()
-    recorded = [t for t in recorded if _chosen(t.voice.engine, sources)]
+    recorded = [t for t in recorded if engine_chosen(t.voice.engine, sources)]
     if sources is not None and not synthesised + recorded:
         raise DCKError(f"no installed source matches {' '.join(sources)}")
     return synthesised + recorded, notes + more

@@ -231,19 +231,23 @@ def faceset_sources(faceset: str | Path) -> list[FaceSource]:
 
 
 def corpus_speech(corpus: str | Path, hours: float, seed: int = 0, augmented: float = 0.5,
-                  held_per_voice: int = 1) -> Iterable[SpeechItem]:
+                  held_per_voice: int = 1, sources: list[str] | None = None) -> Iterable[SpeechItem]:
     """Utterances of a speech corpus (`dck-talking corpus`) for a pack: about `hours` of its training
     voices, drawn in turn from every voice so that each one is heard, `augmented` of them made into
     other voices first (`voice_augment`); then, held out of training (`train=False`), every utterance
     of its eval voices and `held_per_voice` unheard utterances of each training voice (a voice the
-    model knows saying something new)."""
-    from .corpus import load_corpus
+    model knows saying something new). `sources` (engine names or shell patterns, as for `corpus`)
+    keeps only those engines' voices."""
+    from .corpus import engine_chosen, load_corpus
     from .voice_augment import augment
 
     data = load_corpus(corpus)
+    utterances = [u for u in data.utterances if engine_chosen(data.voices[u.voice]["engine"], sources)]
+    if not utterances:
+        raise DCKError(f"{corpus}: no voice of {' '.join(sources or [])}")
     rng = np.random.default_rng(seed)
     queues: dict[str, list] = {}
-    for utterance in data.utterances:
+    for utterance in utterances:
         if utterance.split == "train":
             queues.setdefault(utterance.voice, []).append(utterance)
     queues = {voice: [items[i] for i in rng.permutation(len(items))] for voice, items in sorted(queues.items())}
@@ -260,7 +264,7 @@ def corpus_speech(corpus: str | Path, hours: float, seed: int = 0, augmented: fl
         if rng.random() < augmented:
             wav, phones = augment(wav, phones, rng)
         yield SpeechItem(utterance.id, utterance.voice, wav, phones, True)
-    for utterance in held + [u for u in data.utterances if u.split != "train"]:
+    for utterance in held + [u for u in utterances if u.split != "train"]:
         yield SpeechItem(utterance.id, utterance.voice, data.audio(utterance), data.phones(utterance), False)
 
 
