@@ -11,7 +11,7 @@ from dck_talking.data.pack import (
     dequantise_mel,
     dequantise_track,
 )
-from dck_talking.data.render import MouthRig
+from dck_talking.data.render import MouthRig, _distance, _inside
 from dck_talking.data.rendered import RenderedPairs
 from dck_talking.examples import FACE as EXAMPLE_FACE
 from dck_talking.face import LandmarkDetector, align_face
@@ -53,6 +53,19 @@ def test_pair_flow_takes_the_first_rendering_to_the_second(face, first_openness)
     assert not valid[second.painted > 0.5].any()  # the painted interior has no flow label
     assert second.painted.max() > 0.9 and second.painted[:100].max() == 0  # painted only in the mouth
     assert np.abs(flow[:100]).max() == 0 and valid[:100].all()  # nothing above the nose moves
+
+
+def test_polygon_tests_agree_with_opencv():
+    """The rig's vectorised point-in-polygon and edge distance against cv2.pointPolygonTest, point by point."""
+    rng = np.random.default_rng(0)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 20))
+    radii = rng.uniform(30, 60, (20, 1))
+    polygon = (np.stack([np.cos(angles), 0.5 * np.sin(angles)], 1) * radii + 128).astype(np.float32)
+    points = rng.uniform(60, 196, (2000, 2)).astype(np.float32)
+    signed = np.array([cv2.pointPolygonTest(polygon, (float(x), float(y)), True) for x, y in points])
+    polygon64 = polygon.astype(np.float64)
+    assert np.array_equal(_inside(polygon64, points)[np.abs(signed) > 1e-3], signed[np.abs(signed) > 1e-3] > 0)
+    np.testing.assert_allclose(_distance(polygon64, points.astype(np.float64)), np.abs(signed), atol=1e-3)
 
 
 def test_pack_round_trip(pack):

@@ -639,7 +639,8 @@ CODEC2_EVAL = {"harvard"}
 CODEC2_LICENCE = "LGPL-2.1, Debian codec2-examples"
 # Asterisk's telephone prompts (8 kHz), one speaker per language directory (es is Allison again).
 ASTERISK = {"en_US_f_Allison": ("en", "allison"), "es_MX_f_Allison": ("es", "allison-es"),
-            "fr_CA_f_June": ("fr", "june"), "it_IT_m_Carlo": ("it", "carlo"), "ru_RU_f_IvrvoiceRU": ("ru", "ivrvoice-ru")}
+            "fr_CA_f_June": ("fr", "june"), "it_IT_m_Carlo": ("it", "carlo"),
+            "ru_RU_f_IvrvoiceRU": ("ru", "ivrvoice-ru")}
 ASTERISK_LICENCE = {"ru": "CC-BY-3.0", "it": "CC-BY-3.0"}
 ENGLISH_SYMBOLS = {"#": "pound", "*": "star", "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four",
                    "5": "five", "6": "six", "7": "seven", "8": "eight", "9": "nine"}
