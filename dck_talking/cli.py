@@ -116,12 +116,13 @@ def _pack(args: argparse.Namespace) -> None:
     from .data.pack import corpus_speech, faceset_sources, write_faces, write_speech
 
     out = Path(args.out)
+    utterances = corpus_speech(args.corpus, args.hours, args.seed, args.augmented, sources=args.sources)
     if args.faces:
         faces = write_faces(faceset_sources(args.faces), out, morphs=args.morphs, seed=args.seed, max_frames=args.frames)
         print(f"{out}: {faces['identities']} identities ({args.morphs} of them morphs), {faces['frames']} frames")
         for line in faces["left_out"]:
             print(f"  left out {line}")
-    speech = write_speech(corpus_speech(args.corpus, args.hours, args.seed, args.augmented, sources=args.sources), out)
+    speech = write_speech(utterances, out)
     print(f"{out}: {speech['utterances']} utterances of {speech['voices']} voices, {speech['hours']:.2f} h")
 
 

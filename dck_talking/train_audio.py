@@ -131,9 +131,10 @@ def train_viseme_predictor(data: IterableDataset, out: str | Path, steps: int = 
                            start: str | Path | None = None, degrade: bool = True, seed: int = 0,
                            log_every: int = 100, minutes: float | None = None,
                            closed_weight: float = 0.5) -> dict[str, float]:
-    """Fit a VisemePredictor on `data` (CorpusWindows, PackWindows or a MixedWindows of them, cut at the model's window lead:
-    `window_lead` for a fresh one, the `start` model's own otherwise) for `steps` steps or `minutes`,
-    whichever ends first; save it to `out`; return the last losses, the steps taken and the wall time.
+    """Fit a VisemePredictor on `data` (CorpusWindows, PackWindows or a MixedWindows of them, cut at the
+    model's window lead: `window_lead` for a fresh one, the `start` model's own otherwise) for `steps`
+    steps or `minutes`, whichever ends first; save it to `out`; return the last losses, the steps taken
+    and the wall time.
     `closed_weight`: the closed-lips term's weight in the loss (openness weighs 1, spread 0.5)."""
     torch.manual_seed(seed)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -224,10 +224,19 @@ def test_pack_speech_from_a_corpus(tiny, tmp_path):
     assert [(i.id, i.train) for i in chosen] == [(i.id, i.train) for i in items[:2]]
     assert np.array_equal(chosen[0].wav, items[0].wav)  # the same draw as without the other voices
     with pytest.raises(DCKError, match="no voice of flite"):
-        list(corpus_speech(tiny, hours=1.0, sources=["flite"]))
+        corpus_speech(tiny, hours=1.0, sources=["flite"])  # at the call, before anything is written
     write_speech(items, tmp_path / "pack")
     pack = Pack.load(tmp_path / "pack")
     assert list(pack.train) == [True, False, False] and pack.voice_names == ["espeak-ng/en-us+f3", "test/speaker"]
+
+
+def test_cli_pack_refuses_sources_the_corpus_lacks(tiny, tmp_path, capsys):
+    from dck_talking.cli import main
+
+    out = tmp_path / "pack"
+    assert main(["pack", "--corpus", str(tiny), "--sources", "flite", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"dck-talking: error: {tiny}: no voice of flite"]
+    assert not out.exists()
 
 
 def test_corpus_windows_and_the_viseme_table(tiny):

@@ -17,7 +17,7 @@ An hour of speech takes 23 MB, a face about 40 kB.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,20 +231,20 @@ def faceset_sources(faceset: str | Path) -> list[FaceSource]:
 
 
 def corpus_speech(corpus: str | Path, hours: float, seed: int = 0, augmented: float = 0.5,
-                  held_per_voice: int = 1, sources: list[str] | None = None) -> Iterable[SpeechItem]:
+                  held_per_voice: int = 1, sources: list[str] | None = None) -> Iterator[SpeechItem]:
     """Utterances of a speech corpus (`dck-talking corpus`) for a pack: about `hours` of its training
     voices, drawn in turn from every voice so that each one is heard, `augmented` of them made into
     other voices first (`voice_augment`); then, held out of training (`train=False`), every utterance
     of its eval voices and `held_per_voice` unheard utterances of each training voice (a voice the
     model knows saying something new). `sources` (engine names or shell patterns, as for `corpus`)
-    keeps only those engines' voices."""
+    keeps only those engines' voices. The corpus is read and the utterances chosen at the call (a bad
+    corpus or `sources` fails before anything is written); their audio as they are iterated."""
     from .corpus import engine_chosen, load_corpus
-    from .voice_augment import augment
 
     data = load_corpus(corpus)
     utterances = [u for u in data.utterances if engine_chosen(data.voices[u.voice]["engine"], sources)]
-    if not utterances:
-        raise DCKError(f"{corpus}: no voice of {' '.join(sources or [])}")
+    if sources is not None and not utterances:
+        raise DCKError(f"{corpus}: no voice of {' '.join(sources)}")
     rng = np.random.default_rng(seed)
     queues: dict[str, list] = {}
     for utterance in utterances:
@@ -259,12 +259,21 @@ def corpus_speech(corpus: str | Path, hours: float, seed: int = 0, augmented: fl
             if queue and seconds < hours * 3600:
                 chosen.append(queue.pop(0))
                 seconds += chosen[-1].seconds
+    return _speech_items(data, chosen, held + [u for u in utterances if u.split != "train"], augmented, rng)
+
+
+def _speech_items(data, chosen: list, held: list, augmented: float,
+                  rng: np.random.Generator) -> Iterator[SpeechItem]:
+    """The `chosen` training utterances of corpus `data` (`augmented` of them made into other voices),
+    then the `held` ones as recorded."""
+    from .voice_augment import augment
+
     for utterance in chosen:
         wav, phones = data.audio(utterance), data.phones(utterance)
         if rng.random() < augmented:
             wav, phones = augment(wav, phones, rng)
         yield SpeechItem(utterance.id, utterance.voice, wav, phones, True)
-    for utterance in held + [u for u in utterances if u.split != "train"]:
+    for utterance in held:
         yield SpeechItem(utterance.id, utterance.voice, data.audio(utterance), data.phones(utterance), False)
 
 
