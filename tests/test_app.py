@@ -187,10 +187,13 @@ def test_browser_uploads_generates_and_plays(url, tmp_path):
             page.get_by_role("tab", name="Face photo").click()
             page.locator("#face-photo input[type=file]").set_input_files(str(FACE))  # clears the video
             page.locator("#face-photo img").wait_for()
+            page.locator("#face-video video").wait_for(state="detached")  # the clear is a round trip of its own
             page.locator("#faces-note", has_text="One face found").wait_for()
             assert page.locator("#face-index input").input_value() == "0"  # a new face: the choice starts over
             page.get_by_role("button", name="Generate").click()
-            page.get_by_text("Speech: upload or record speech, or type text").wait_for()  # the error, as a toast
+            toast = page.get_by_test_id("toast-body")  # the error, as a toast
+            toast.wait_for()
+            assert toast.inner_text().splitlines()[-1] == "Speech: upload or record speech, or type text"
             page.locator("#speech input[type=file]").set_input_files(str(SPEECH))
             page.locator("#speech audio").first.wait_for(state="attached")
             page.get_by_role("button", name="Generate").click()

@@ -118,7 +118,7 @@ def test_rendered_flow_labels_hold_for_the_pairs(pack):
 def test_splits_and_errors(pack, tmp_path):
     evaluation = RenderedPairs(pack, split="eval", length=4, degrade=False)
     assert [i["id"] for i in evaluation.identities] == ["b"] and list(evaluation.utterances) == [2]
-    with pytest.raises(DCKError, match="not a training pack \(no speech.npz\)"):
+    with pytest.raises(DCKError, match=r"not a training pack \(no speech.npz\)"):
         Pack.load(tmp_path)
     with pytest.raises(ValueError, match="no test identities or speech"):
         RenderedPairs(pack, split="test")
