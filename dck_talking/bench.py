@@ -194,14 +194,15 @@ def run_pipeline(resolutions: list[str], seconds: float, preset: str, device: st
     return rows
 
 
-def format_pipeline_table(rows: list[PipelineRow], preset: str, device: str, dtype: str | None = None) -> str:
+def format_pipeline_table(rows: list[PipelineRow], preset: str, device: str, batch: int,
+                          dtype: str | None = None) -> str:
     """A Markdown table: end-to-end frames/s, ms/frame per stage and the output's size."""
     from .pipeline import default_dtype
     from .video import VideoWriter
 
     dtype = dtype or {v: k for k, v in DTYPES.items()}[default_dtype(torch.device(device))]
     lines = [f"pipeline, model: {pipeline_model(preset)[1]} in {dtype}, device: {device_name(device)}, "
-             f"{torch.get_num_threads()} threads, x264 preset {VideoWriter.PRESET} crf {VideoWriter.CRF} "
+             f"batch {batch}, {torch.get_num_threads()} threads, x264 preset {VideoWriter.PRESET} crf {VideoWriter.CRF} "
              "(ms/frame per stage; decoding + tracking and encoding run in their own threads, so stages overlap)", "",
              "| input | frames | frames/s | " + " | ".join(f"{s} ms" for s in STAGES) + " | output kB |",
              "| --- | ---: | ---: | " + " | ".join("---:" for _ in STAGES) + " | ---: |"]

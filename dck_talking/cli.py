@@ -13,18 +13,19 @@ from .errors import DCKError
 
 def _bench(args: argparse.Namespace) -> None:
     from . import bench
-    from .pipeline import default_device
+    from .pipeline import BATCH_SIZE, default_device
 
     device = args.device or default_device().type
     if args.pipeline:
         preset = args.presets[0] if len(args.presets) == 1 else "compact"
         dtype = args.dtypes[0] if args.dtypes else None
-        rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, args.batch_sizes[0], dtype,
+        batch = args.batch_sizes[0] if args.batch_sizes else BATCH_SIZE
+        rows = bench.run_pipeline(args.resolutions, args.video_seconds, preset, device, batch, dtype,
                                   close_mouth=not args.keep_mouth)
-        print(bench.format_pipeline_table(rows, preset, device, dtype))
+        print(bench.format_pipeline_table(rows, preset, device, batch, dtype))
         return
     dtypes = args.dtypes or bench.default_dtypes(device)
-    rows = bench.run(args.presets, args.batch_sizes, dtypes, device, args.seconds)
+    rows = bench.run(args.presets, args.batch_sizes or [1, 8, 32], dtypes, device, args.seconds)
     print(bench.format_table(rows, device))
 
 
@@ -364,14 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure model throughput (ms/frame, frames/s) as a table")
     bench.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
-    bench.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 32])
+    bench.add_argument("--batch-sizes", nargs="+", type=int,
+                       help="default: 1 8 32; with --pipeline the first one (default: the pipeline's own, 8)")
     bench.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default: fp32 bf16 (CPU), fp32 fp16 bf16 (GPU); with --pipeline the first "
                        "one (default: the pipeline's own choice for the device)")
     bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time spent on each row, at least 2 calls")
     bench.add_argument("--pipeline", action="store_true",
                        help="end-to-end frames/s on made-up 720p/1080p videos, split by stage "
-                            "(one preset, default compact; the first batch size)")
+                            "(one preset, default compact)")
     bench.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
     bench.add_argument("--keep-mouth", action="store_true", help="with --pipeline: " + KEEP_MOUTH)
     bench.add_argument("--video-seconds", type=float, default=10.0, help="length of each --pipeline input")
@@ -388,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--face-index", type=_index, default=0,
                           help="which face when there are several: 0 = the largest (`dck-talking faces FILE` "
                                "numbers them)")
-    generate.add_argument("--batch-size", type=int, default=8)
+    generate.add_argument("--batch-size", type=int, default=8, help="frames per model call (default: 8)")
     generate.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
     generate.add_argument("--photo-size", type=_pixels_or_zero, default=PHOTO_SIZE,
