@@ -372,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time spent on each row, at least 2 calls")
     bench.add_argument("--pipeline", action="store_true",
-                       help="end-to-end frames/s on made-up 720p/1080p videos, split by stage "
-                            "(one preset, default compact)")
+                       help="end-to-end frames/s on made-up 720p/1080p videos, split by stage, for a first "
+                            "call and a second one (one preset, default compact)")
     bench.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
     bench.add_argument("--keep-mouth", action="store_true", help="with --pipeline: " + KEEP_MOUTH)
     bench.add_argument("--video-seconds", type=float, default=10.0, help="length of each --pipeline input")

@@ -228,14 +228,16 @@ class TalkingFacePipeline:
     def _render(self, frames: Iterator[np.ndarray], source: list[int] | None, mel: np.ndarray, rate: Fraction,
                 face_index: int, photo: bool, summary: Summary, show_mask: bool = False, owned: bool = False
                 ) -> Iterator[np.ndarray]:
-        """The shared core: frames -> tracked and cropped (in a background thread, with decoding) ->
-        batches lip-synced on the device and pasted back. `owned`: the frames are new arrays that may
-        be changed in place (else each frame with a face is copied first)."""
+        """The shared core: frames -> tracked (in a background thread, with decoding) -> cropped and
+        the mouth closed (in another) -> batches lip-synced on the device and pasted back. `owned`: the
+        frames are new arrays that may be changed in place (else each frame with a face is copied first).
+        Tracking and closing each in a thread of their own: 720p 26-27 -> 28-29 frames/s on 2 cores."""
         times = summary.stage_seconds
-        # The tracking thread stops (closing) before the tracker it uses is closed.
-        with FaceTracker(self.size, face_index=face_index, video=not photo) as tracker, contextlib.closing(
-                _prefetch(_face_inputs(_track(frames, source, rate, tracker, times), self.size, self.close_mouth, times),
-                          2 * self.batch_size)) as tracked:
+        depth = 2 * self.batch_size
+        # Closed in reverse: the closing thread stops, then the tracking thread, then the tracker they use.
+        with FaceTracker(self.size, face_index=face_index, video=not photo) as tracker, \
+                contextlib.closing(_prefetch(_track(frames, source, rate, tracker, times), depth)) as faces, \
+                contextlib.closing(_prefetch(_face_inputs(faces, self.size, self.close_mouth, times), depth)) as tracked:
             index = 0
             for batch in _batches(tracked, self.batch_size):
                 with _torch_threads(self.threads):  # per batch: a paused generator leaves torch as it was
@@ -452,7 +454,8 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
 
 def _prefetch(items: Iterator, depth: int) -> Iterator:
     """Produce `items` in a background thread (decoding and tracking overlap the model), `depth` ahead.
-    An error in the producer is raised in the consumer; a consumer that stops early stops it."""
+    An error in the producer is raised in the consumer; a consumer that stops early stops it, and the
+    thread closes `items` (a generator is closed by the thread that runs it)."""
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
@@ -466,10 +469,11 @@ def _prefetch(items: Iterator, depth: int) -> Iterator:
 
     def produce() -> None:
         try:
-            for item in items:
-                if not put(item):
-                    return
-            put(done)
+            with contextlib.closing(items):
+                for item in items:
+                    if not put(item):
+                        return
+                put(done)
         except BaseException as exc:  # handed to the consumer
             put(exc)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -129,6 +131,25 @@ def test_stream_yields_every_frame_and_passes_faceless_frames(pipe):
     assert len(out) == len(frames)
     assert all(np.array_equal(a, b) for a, b in zip(out[12:], frames[12:]))
     assert not np.array_equal(out[0], frames[0])
+
+
+def test_stream_stopped_early_or_failing_midway_leaves_no_thread_behind(pipe):
+    """Tracking and closing run in threads of their own: a consumer that stops early stops them, and
+    an error in the frames reaches the consumer; either way the threads are gone afterwards."""
+    before = set(threading.enumerate())
+    frames = (scene(i % 12) for i in range(200))
+    stream = pipe.stream(frames, SPEECH, fps=25)
+    assert next(stream).shape == (HEIGHT, WIDTH, 3)
+    stream.close()
+    assert set(threading.enumerate()) == before
+
+    def broken() -> Iterator[np.ndarray]:
+        yield from (scene(i) for i in range(10))
+        raise OSError("camera unplugged")
+
+    with pytest.raises(OSError, match="camera unplugged"):
+        list(pipe.stream(broken(), SPEECH, fps=25))
+    assert set(threading.enumerate()) == before
 
 
 def write_wav(path: Path, samples: np.ndarray) -> Path:
