@@ -206,7 +206,8 @@ def format_pipeline_table(rows: list[PipelineRow], preset: str, device: str, bat
 
     dtype = dtype or {v: k for k, v in DTYPES.items()}[default_dtype(torch.device(device))]
     lines = [f"pipeline, model: {pipeline_model(preset)[1]} in {dtype}, device: {device_name(device)}, "
-             f"batch {batch}, {torch.get_num_threads()} threads, x264 preset {VideoWriter.PRESET} crf {VideoWriter.CRF} "
+             f"batch {batch}, {torch.get_num_threads()} threads, "
+             f"x264 preset {VideoWriter.PRESET} crf {VideoWriter.CRF} "
              "(ms/frame per stage; decoding + tracking, cropping + closing and encoding run in threads of their own, "
              "so stages overlap)", "",
              "| input | call | frames | frames/s | " + " | ".join(f"{s} ms" for s in STAGES) + " | output kB |",
