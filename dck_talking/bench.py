@@ -118,6 +118,7 @@ class PipelineRow:
 
 STAGES = ("decode", "track", "crop", "close", "model", "paste", "encode")
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
+BATCH_SIZES = (1, 8, 32)  # the model table's, by default
 
 
 def make_talking_head_video(path: Path, width: int, height: int, n_frames: int, fps: int = 25) -> Path:

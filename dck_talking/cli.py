@@ -25,7 +25,7 @@ def _bench(args: argparse.Namespace) -> None:
         print(bench.format_pipeline_table(rows, preset, device, batch, dtype))
         return
     dtypes = args.dtypes or bench.default_dtypes(device)
-    rows = bench.run(args.presets, args.batch_sizes or [1, 8, 32], dtypes, device, args.seconds)
+    rows = bench.run(args.presets, args.batch_sizes or list(bench.BATCH_SIZES), dtypes, device, args.seconds)
     print(bench.format_table(rows, device))
 
 
@@ -303,9 +303,9 @@ KEEP_MOUTH = "feed the network the face's own mouth as it is (by default an open
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import DTYPES, RESOLUTIONS
+    from .bench import BATCH_SIZES, DTYPES, RESOLUTIONS
     from .model import PRESETS
-    from .pipeline import PHOTO_SIZE
+    from .pipeline import BATCH_SIZE, PHOTO_SIZE
     from .timeline import POLICIES
 
     parser = argparse.ArgumentParser(prog="dck-talking", description=__doc__)
@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure model throughput (ms/frame, frames/s) as a table")
     bench.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     bench.add_argument("--batch-sizes", nargs="+", type=int,
-                       help="default: 1 8 32; with --pipeline the first one (default: the pipeline's own, 8)")
+                       help=f"default: {' '.join(map(str, BATCH_SIZES))}; with --pipeline the first one "
+                            f"(default: the pipeline's own, {BATCH_SIZE})")
     bench.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default: fp32 bf16 (CPU), fp32 fp16 bf16 (GPU); with --pipeline the first "
                        "one (default: the pipeline's own choice for the device)")
     bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
@@ -390,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--face-index", type=_index, default=0,
                           help="which face when there are several: 0 = the largest (`dck-talking faces FILE` "
                                "numbers them)")
-    generate.add_argument("--batch-size", type=int, default=8, help="frames per model call (default: 8)")
+    generate.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                          help=f"frames per model call (default: {BATCH_SIZE})")
     generate.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
     generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
     generate.add_argument("--photo-size", type=_pixels_or_zero, default=PHOTO_SIZE,

@@ -17,7 +17,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import islice, repeat
@@ -454,7 +454,7 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def _prefetch(items: Iterator, depth: int) -> Iterator:
+def _prefetch(items: Generator, depth: int) -> Iterator:
     """Produce `items` in a background thread (decoding and tracking overlap the model), `depth` ahead.
     An error in the producer is raised in the consumer; a consumer that stops early stops it, and the
     thread closes `items` (a generator is closed by the thread that runs it)."""

@@ -784,9 +784,9 @@ def asterisk_tasks() -> tuple[list[VoiceTask], list[str]]:
     """Asterisk's prompts (Debian asterisk-core-sounds-<language>-wav), one training voice per speaker."""
     tasks, notes = [], []
     for directory, (language, speaker) in ASTERISK.items():
-        prompts = asterisk_prompts(ASTERISK_DOCS / f"asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz",
-                                   language)
-        if not (ASTERISK_SOUNDS / directory).is_dir() or not prompts:
+        listing = ASTERISK_DOCS / f"asterisk-core-sounds-{language}/core-sounds-{language}.txt.gz"
+        prompts = asterisk_prompts(listing, language) if (ASTERISK_SOUNDS / directory).is_dir() else {}
+        if not prompts:
             notes.append(f"asterisk-core-sounds-{language}-wav: not installed")
             continue
         licence = f"{ASTERISK_LICENCE.get(language, 'CC-BY-SA-3.0')}, Debian asterisk-core-sounds-{language}"
