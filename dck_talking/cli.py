@@ -151,14 +151,11 @@ def _train_audio(args: argparse.Namespace) -> None:
         data = CorpusWindows(args.corpus, seed=args.seed, window_lead=lead)
     else:
         packs = [PackWindows(pack, seed=args.seed, window_lead=lead) for pack in args.pack]
-        if args.phone_weight and (old := [str(p.pack.root) for p in packs if not p.has_phones]):
-            raise DCKError(f"{', '.join(old)}: no phone classes (packed before they were stored); "
-                           "--phone-weight needs them: run dck-talking pack again")
         data = packs[0] if len(packs) == 1 else MixedWindows(packs)
     result = train_viseme_predictor(data, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                     workers=args.workers, window_lead=lead, device=args.device,
                                     start=args.start, seed=args.seed, minutes=args.minutes,
-                                    closed_weight=args.closed_weight, phone_weight=args.phone_weight)
+                                    closed_weight=args.closed_weight)
     print(f"{args.out}: {result['steps']} steps in {result['minutes']:.1f} min; last losses "
           + ", ".join(f"{k} {v:.3f}" for k, v in result.items() if k not in ("steps", "minutes")))
 
@@ -585,8 +582,6 @@ def build_parser() -> argparse.ArgumentParser:
     train_audio.add_argument("--minutes", type=_positive_float, help="stop after this much wall time, if sooner")
     train_audio.add_argument("--closed-weight", type=_positive_float, default=0.5,
                              help="weight of the closed-lips loss (openness weighs 1, spread 0.5; default 0.5)")
-    train_audio.add_argument("--phone-weight", type=float, default=0.0,
-                             help="weight of an auxiliary loss naming each frame's phone class (default 0: none)")
     train_audio.add_argument("--workers", type=int, default=2)
     train_audio.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     train_audio.add_argument("--seed", type=int, default=0)

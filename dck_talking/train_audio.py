@@ -8,10 +8,7 @@ machine that has no audio libraries' codecs: there only the recording level and 
 `augment.degrade_audio` vary.
 
 Loss: L1 on openness and spread, binary cross-entropy on closed lips (bilabials are few, so they
-weigh `CLOSED_WEIGHT` times more), the last weighted `closed_weight` in the total; with `phone_weight`,
-cross-entropy of the model's phone head against the frame's phone class (`visemes.PHONE_CLASSES`).
-Every source yields (mel window, mouth, phone class) triples; the class is `UNKNOWN_CLASS` where a pack
-does not store it.
+weigh `CLOSED_WEIGHT` times more), the last weighted `closed_weight` in the total.
 """
 
 from __future__ import annotations
@@ -28,8 +25,7 @@ from tqdm.auto import tqdm
 
 from . import audio as audio_lib
 from .augment import degrade_audio
-from .data.pack import Pack, dequantise_mel, dequantise_track, step_phones, step_track
-from .data.visemes import PHONE_CLASSES, UNKNOWN_CLASS
+from .data.pack import Pack, dequantise_mel, dequantise_track, step_track
 from .model.viseme_predictor import VisemePredictor
 from .train import forever, save_model
 
@@ -47,15 +43,6 @@ def mouth_loss(raw: torch.Tensor, target: torch.Tensor,
     return total, parts
 
 
-def phone_loss(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of (B, C) phone-class logits against (B,) classes, leaving out `UNKNOWN_CLASS` (0 if
-    no window of the batch has a known class)."""
-    known = classes != UNKNOWN_CLASS
-    if not known.any():
-        return logits.sum() * 0
-    return F.cross_entropy(logits[known], classes[known])
-
-
 def windows_at(mel: np.ndarray, steps: np.ndarray, lead: int) -> np.ndarray:
     """(len(steps), 1, 80, 16) windows whose frame is at mel step `steps`, `lead` steps into the window."""
     padded = np.pad(mel, ((0, 0), (lead, audio_lib.WINDOW)), constant_values=audio_lib.SILENCE)
@@ -64,9 +51,7 @@ def windows_at(mel: np.ndarray, steps: np.ndarray, lead: int) -> np.ndarray:
 
 
 class CorpusWindows(IterableDataset):
-    """Endless (mel window, mouth, phone class) triples from a corpus split, each utterance freshly augmented."""
-
-    has_phones = True
+    """Endless (mel window, mouth) pairs from a corpus split, each utterance freshly augmented."""
 
     def __init__(self, root: str | Path, split: str = "train", seed: int = 0, augment: bool = True,
                  window_lead: int = 0) -> None:
@@ -91,16 +76,15 @@ class CorpusWindows(IterableDataset):
             if self.augment:
                 wav, phones = voice_augment.augment(wav, phones, rng)
             mel = audio_lib.melspectrogram(wav)
-            track, classes = step_track(phones, mel.shape[1]), step_phones(phones, mel.shape[1])
+            track = step_track(phones, mel.shape[1])
             steps = rng.integers(0, mel.shape[1], PER_UTTERANCE)
             windows = windows_at(mel, steps, self.window_lead)
-            for window, mouth, phone in zip(windows, track[steps], classes[steps]):
-                yield torch.from_numpy(window), torch.from_numpy(mouth), torch.tensor(int(phone))
+            for window, mouth in zip(windows, track[steps]):
+                yield torch.from_numpy(window), torch.from_numpy(mouth)
 
 
 class PackWindows(IterableDataset):
-    """Endless (mel window, mouth, phone class) triples from a training pack's speech (`train` or eval
-    utterances); the class is `UNKNOWN_CLASS` in a pack written before classes were stored."""
+    """Endless (mel window, mouth) pairs from a training pack's speech (`train` or eval utterances)."""
 
     def __init__(self, pack: Pack | str, train: bool = True, seed: int = 0, window_lead: int = 0) -> None:
         self.pack = pack if isinstance(pack, Pack) else Pack.load(pack)
@@ -111,7 +95,6 @@ class PackWindows(IterableDataset):
         self.starts = np.concatenate([np.full(b - a, a) for a, b in spans])
         self.stops = np.concatenate([np.full(b - a, b) for a, b in spans])
         self.seed, self.window_lead = seed, window_lead
-        self.has_phones = self.pack.phone is not None
 
     def __iter__(self):
         info = get_worker_info()
@@ -123,9 +106,7 @@ class PackWindows(IterableDataset):
             mel = dequantise_mel(self.pack.mel[:, max(lo, start):min(lo + audio_lib.WINDOW, stop)])
             window = np.pad(mel, ((0, 0), (max(start - lo, 0), audio_lib.WINDOW - mel.shape[1] - max(start - lo, 0))),
                             constant_values=audio_lib.SILENCE)
-            mouth = dequantise_track(self.pack.track[step:step + 1])[0]
-            phone = int(self.pack.phone[step]) if self.has_phones else UNKNOWN_CLASS
-            yield torch.from_numpy(window[None]), torch.from_numpy(mouth), torch.tensor(phone)
+            yield torch.from_numpy(window[None]), torch.from_numpy(dequantise_track(self.pack.track[step:step + 1])[0])
 
 
 class MixedWindows(IterableDataset):
@@ -137,7 +118,6 @@ class MixedWindows(IterableDataset):
         if len(leads) != 1:
             raise ValueError(f"the sources cut their windows at different leads: {sorted(leads)}")
         self.sources, self.window_lead = sources, leads.pop()
-        self.has_phones = all(source.has_phones for source in sources)
 
     def __iter__(self):
         streams = [iter(source) for source in self.sources]
@@ -150,21 +130,15 @@ def train_viseme_predictor(data: IterableDataset, out: str | Path, steps: int = 
                            lr: float = 1e-3, workers: int = 2, window_lead: int = 0, device: str | None = None,
                            start: str | Path | None = None, degrade: bool = True, seed: int = 0,
                            log_every: int = 100, minutes: float | None = None,
-                           closed_weight: float = 0.5, phone_weight: float = 0.0) -> dict[str, float]:
+                           closed_weight: float = 0.5) -> dict[str, float]:
     """Fit a VisemePredictor on `data` (CorpusWindows, PackWindows or a MixedWindows of them, cut at the
     model's window lead: `window_lead` for a fresh one, the `start` model's own otherwise) for `steps`
     steps or `minutes`, whichever ends first; save it to `out`; return the last losses, the steps taken
     and the wall time.
-    `closed_weight`: the closed-lips term's weight in the loss (openness weighs 1, spread 0.5);
-    `phone_weight` > 0 adds the phone-class term (a `start` model without a phone head gets a fresh one)."""
-    if phone_weight and not data.has_phones:
-        raise ValueError("phone_weight needs the windows' phone classes, and a pack written before they were "
-                         "stored has none: pack it again")
+    `closed_weight`: the closed-lips term's weight in the loss (openness weighs 1, spread 0.5)."""
     torch.manual_seed(seed)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    phones = {"phone_classes": len(PHONE_CLASSES)} if phone_weight else {}
-    model = (VisemePredictor.from_pretrained(start, **phones) if start
-             else VisemePredictor(window_lead=window_lead, **phones))
+    model = VisemePredictor.from_pretrained(start) if start else VisemePredictor(window_lead=window_lead)
     if data.window_lead != model.window_lead:
         raise ValueError(f"the windows are cut at lead {data.window_lead}, the model expects {model.window_lead}")
     model.to(device).train()
@@ -179,16 +153,13 @@ def train_viseme_predictor(data: IterableDataset, out: str | Path, steps: int = 
     for step in (bar := tqdm(range(steps), unit="step", mininterval=10)):
         if minutes is not None and time.time() - began > minutes * 60:
             break
-        mels, target, classes = next(batches)
+        mels, target = next(batches)
         if degrade:
             mels = degrade_audio(mels, generator)
         mels, target = mels.to(device, non_blocking=True), target.to(device, non_blocking=True)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            raw, logits = model.forward_with_phones(mels) if phone_weight else (model(mels), None)
+            raw = model(mels)
         loss, parts = mouth_loss(raw.float(), target, closed_weight)
-        if logits is not None:
-            parts["phone"] = phone_loss(logits.float(), classes.to(device))
-            loss = loss + phone_weight * parts["phone"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

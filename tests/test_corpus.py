@@ -196,21 +196,6 @@ def test_festival_phones_map_to_viseme_symbols():
             assert visemes.symbols(corpus_lib.festival_phone(name, phoneset)), (phoneset, name)
 
 
-def test_phone_classes_tell_the_lips_from_the_tongue():
-    classes = visemes.PHONE_CLASSES
-    named = {s: classes[visemes.phone_class(s)] for s in ("p", "b", "m", "d", "k", "ɑ", "i", "u", "ə", "")}
-    assert named == {"p": "p b", "b": "p b", "m": "m", "d": "t d", "k": "k g x", "ɑ": "open vowel",
-                     "i": "close vowel", "u": "rounded vowel", "ə": "mid vowel", "": "pause"}
-    assert all(visemes.phone_class(s) >= 0 for s in visemes.SYMBOLS)
-    assert visemes.phone_class("?") == visemes.UNKNOWN_CLASS
-    # At 10 steps a second: a diphthong splits in time, a silence is a pause, an unknown phone is left out.
-    phones = [Phone(0.0, 0.15, ""), Phone(0.15, 0.35, "B"), Phone(0.35, 0.95, "AY"), Phone(0.95, 1.15, "%"),
-              Phone(1.15, 1.25, "d")]
-    steps = [classes[c] if c >= 0 else "?" for c in visemes.step_classes(phones, 14, 10.0)]
-    assert steps == (["pause"] * 2 + ["p b"] * 2 + ["open vowel"] * 3 + ["close vowel"] * 3 + ["?"] * 2
-                     + ["t d", "pause"])
-
-
 def test_fortune_cleaning_keeps_prose_only():
     assert corpus_lib._clean("A penny saved is a penny earned.\n\t\t-- Benjamin Franklin") == \
         "A penny saved is a penny earned."
@@ -243,10 +228,6 @@ def test_pack_speech_from_a_corpus(tiny, tmp_path):
     write_speech(items, tmp_path / "pack")
     pack = Pack.load(tmp_path / "pack")
     assert list(pack.train) == [True, False, False] and pack.voice_names == ["espeak-ng/en-us+f3", "test/speaker"]
-    # Each mel step's phone class is stored beside its mouth: closed lips exactly at /p b m/.
-    assert pack.phone.shape == (pack.mel.shape[1],) and pack.phone.dtype == np.int8
-    bilabial = np.isin(pack.phone, [visemes.PHONE_CLASSES.index("p b"), visemes.PHONE_CLASSES.index("m")])
-    assert bilabial.any() and np.array_equal(pack.track[:, 2] > 0, bilabial)
 
 
 def test_cli_pack_refuses_sources_the_corpus_lacks(tiny, tmp_path, capsys):
@@ -267,9 +248,8 @@ def test_corpus_windows_and_the_viseme_table(tiny):
 
     windows = iter(CorpusWindows(tiny, window_lead=8))
     for _ in range(30):
-        mel, mouth, phone = next(windows)
+        mel, mouth = next(windows)
         assert mel.shape == (1, 80, 16) and mouth.shape == (3,) and mouth[2] in (0, 1)
-        assert (mouth[2] == 1) == (visemes.PHONE_CLASSES[int(phone)] in ("p b", "m"))
     torch.manual_seed(0)
     rows = evaluate_visemes(VisemePredictor(window_lead=8).eval(), tiny)
     assert [(r.voice, r.method) for r in rows] == [("test/speaker", "model"), ("test/speaker", "loudness")]

@@ -11,7 +11,6 @@ from conftest import TINY
 
 from dck_talking import CheckpointError
 from dck_talking.cli import main
-from dck_talking.data.visemes import PHONE_CLASSES, UNKNOWN_CLASS
 from dck_talking.examples import SPEECH
 from dck_talking.model.viseme_predictor import VisemePredictor, load_viseme_predictor
 from dck_talking.mouth_track import mouth_track
@@ -36,31 +35,24 @@ def test_mouth_values_are_in_range_and_the_folder_round_trips(predictor):
         load_viseme_predictor(predictor.parent)
 
 
-def test_pack_windows_hold_the_mouth_and_phone_at_their_frame(pack):
+def test_pack_windows_hold_the_mouth_at_their_frame(pack):
     windows = iter(PackWindows(pack, window_lead=4))
-    for _ in range(40):
-        mel, mouth, phone = next(windows)
+    for _ in range(20):
+        mel, mouth = next(windows)
         assert mel.shape == (1, 80, 16) and mouth.shape == (3,)
         assert 0 <= mouth[0] <= 1 and -1 <= mouth[1] <= 1 and mouth[2] in (0, 1)
-        assert PHONE_CLASSES[int(phone)] in ("pause", "m", "open vowel")  # the pack's utterances: "" m ɑ ""
-        assert (mouth[2] == 1) == (PHONE_CLASSES[int(phone)] == "m")
-    packed_before_classes = replace(pack, phone=None)
-    assert not PackWindows(packed_before_classes).has_phones
-    assert next(iter(PackWindows(packed_before_classes)))[2] == UNKNOWN_CLASS
     everything_trains = replace(pack, train=np.ones_like(pack.train))
     with pytest.raises(ValueError, match="no held-out speech"):
         PackWindows(everything_trains, train=False)
 
 
 class Constant(torch.utils.data.IterableDataset):
-    has_phones = True
-
     def __init__(self, value: float, window_lead: int = 8) -> None:
         self.value, self.window_lead = value, window_lead
 
     def __iter__(self):
         while True:
-            yield torch.full((1, 80, 16), self.value), torch.full((3,), self.value), torch.tensor(0)
+            yield torch.full((1, 80, 16), self.value), torch.full((3,), self.value)
 
 
 def test_mixed_windows_take_each_source_in_turn(pack):
@@ -78,7 +70,7 @@ def test_training_on_a_pack_lowers_the_loss(pack, tmp_path):
     data = PackWindows(pack)
     windows = iter(data)
     batch = [next(windows) for _ in range(64)]
-    mels, target = torch.stack([m for m, _, _ in batch]), torch.stack([t for _, t, _ in batch])
+    mels, target = torch.stack([m for m, _ in batch]), torch.stack([t for _, t in batch])
     torch.manual_seed(0)
     before = mouth_loss(VisemePredictor().eval()(mels), target)[0].item()
     result = train_viseme_predictor(data, tmp_path / "model", steps=60, batch_size=16, lr=2e-3, workers=0)
@@ -87,32 +79,6 @@ def test_training_on_a_pack_lowers_the_loss(pack, tmp_path):
     with torch.no_grad():
         after = mouth_loss(model(mels), target)[0].item()
     assert after < 0.9 * before
-
-
-def test_phone_head_learns_the_classes_and_leaves_the_mouth_head_as_it_started(pack, predictor, tmp_path):
-    from dck_talking.train_audio import phone_loss
-
-    logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [9.0, -9.0]])
-    assert phone_loss(logits, torch.tensor([0, 1, UNKNOWN_CLASS])).item() == pytest.approx(0.018, abs=1e-3)
-    assert phone_loss(logits, torch.full((3,), UNKNOWN_CLASS)).item() == 0.0
-    data = PackWindows(pack, window_lead=4)
-    windows = iter(data)
-    batch = [next(windows) for _ in range(64)]
-    mels, classes = torch.stack([m for m, _, _ in batch]), torch.stack([c for _, _, c in batch])
-    start = load_viseme_predictor(predictor)
-    result = train_viseme_predictor(data, tmp_path / "model", steps=60, batch_size=16, lr=2e-3, workers=0,
-                                    start=predictor, phone_weight=1.0)
-    model = load_viseme_predictor(tmp_path / "model")
-    assert model.phone_head.out_features == len(PHONE_CLASSES) and model.window_lead == 4
-    with torch.no_grad():
-        _, logits = model.forward_with_phones(mels)
-        assert phone_loss(logits, classes) < 0.7 * np.log(len(PHONE_CLASSES))  # below chance among 17
-        assert not torch.equal(start(mels), model(mels))  # the encoder learned too
-    with pytest.raises(ValueError, match="no phone head"):
-        start.forward_with_phones(mels)
-    with pytest.raises(ValueError, match="pack it again"):
-        train_viseme_predictor(PackWindows(replace(pack, phone=None)), tmp_path / "x", steps=1, workers=0,
-                               phone_weight=1.0)
 
 
 def test_training_refuses_windows_cut_for_another_lead(pack, predictor, tmp_path):
@@ -130,15 +96,6 @@ def test_cli_train_audio_continues_with_the_start_models_window_lead(predictor, 
     assert main(["train-audio", "--pack", str(pack.root), "--start", str(predictor), "--out", str(tmp_path / "x"),
                  "--window-lead", "8", "--steps", "2", "--workers", "0"]) == 2
     assert "has window lead 4; --window-lead 8 does not match it" in capsys.readouterr().err
-    old = tmp_path / "old-pack"
-    old.mkdir()
-    with np.load(pack.root / "speech.npz") as speech:
-        np.savez(old / "speech.npz", **{k: speech[k] for k in speech.files if k != "phone"})
-    (old / "speech.json").write_text((pack.root / "speech.json").read_text())
-    assert main(["train-audio", "--pack", str(pack.root), str(old), "--out", str(tmp_path / "y"), "--steps", "2",
-                 "--workers", "0", "--phone-weight", "0.5"]) == 2
-    assert capsys.readouterr().err.strip() == (f"dck-talking: error: {old}: no phone classes (packed before they "
-                                               "were stored); --phone-weight needs them: run dck-talking pack again")
 
 
 def test_cli_visemes_table_and_json(predictor, capsys):

@@ -142,11 +142,6 @@ def step_track(phones: list[Phone], n_steps: int) -> np.ndarray:
     return track.as_array()
 
 
-def step_phones(phones: list[Phone], n_steps: int) -> np.ndarray:
-    """(n_steps,) int8 phone class (`visemes.PHONE_CLASSES`) at each mel step's time."""
-    return visemes.step_classes(phones, n_steps, audio_lib.MEL_STEPS_PER_SECOND)
-
-
 def quantise_track(track: np.ndarray) -> np.ndarray:
     scaled = np.stack([track[:, 0], (track[:, 1] + 1) / 2, track[:, 2]], axis=1)
     return np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
@@ -197,14 +192,12 @@ def write_faces(sources: Sequence[FaceSource], out: Path, size: int = 256, morph
 
 
 def write_speech(items: Iterable[SpeechItem], out: Path) -> dict:
-    """Store the utterances' quantised mels, mouth tracks and phone classes in `out/speech.npz` (+ names in
-    speech.json)."""
-    mels, tracks, classes, offsets, voices, train, names, voice_names = [], [], [], [0], [], [], [], []
+    """Store the utterances' quantised mels and mouth tracks in `out/speech.npz` (+ names in speech.json)."""
+    mels, tracks, offsets, voices, train, names, voice_names = [], [], [0], [], [], [], []
     for item in items:
         mel = audio_lib.melspectrogram(item.wav)
         mels.append(quantise_mel(mel))
         tracks.append(quantise_track(step_track(item.phones, mel.shape[1])))
-        classes.append(step_phones(item.phones, mel.shape[1]))
         offsets.append(offsets[-1] + mel.shape[1])
         if item.voice not in voice_names:
             voice_names.append(item.voice)
@@ -215,8 +208,8 @@ def write_speech(items: Iterable[SpeechItem], out: Path) -> dict:
         raise DCKError(f"{out}: no speech to pack")
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "speech.npz", mel=np.concatenate(mels, axis=1), track=np.concatenate(tracks),
-                        phone=np.concatenate(classes), offsets=np.asarray(offsets, np.int64),
-                        voice=np.asarray(voices, np.int32), train=np.asarray(train, bool))
+                        offsets=np.asarray(offsets, np.int64), voice=np.asarray(voices, np.int32),
+                        train=np.asarray(train, bool))
     (out / "speech.json").write_text(json.dumps({"voices": voice_names, "utterances": names}))
     seconds = offsets[-1] / audio_lib.MEL_STEPS_PER_SECOND
     return {"utterances": len(names), "voices": len(voice_names), "hours": seconds / 3600}
@@ -295,8 +288,7 @@ def _read_jpeg(path: Path, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarra
 @dataclass
 class Pack:
     """A pack read back: identities, their frames' landmarks, and the speech arrays (mel and track
-    dequantised on access by `RenderedPairs`; `phone`, the phone class of each mel step, is None in
-    packs written before it was stored)."""
+    dequantised on access by `RenderedPairs`)."""
 
     root: Path
     size: int
@@ -308,7 +300,6 @@ class Pack:
     voice: np.ndarray
     train: np.ndarray
     voice_names: list[str]
-    phone: np.ndarray | None = None
 
     @classmethod
     def load(cls, root: str | Path) -> Pack:
@@ -320,7 +311,6 @@ class Pack:
         landmarks = np.load(root / "landmarks.npy") if faces else np.zeros((0, 478, 2), np.float32)
         with np.load(root / "speech.npz") as speech:
             arrays = {key: speech[key] for key in ("mel", "track", "offsets", "voice", "train")}
-            arrays["phone"] = speech["phone"] if "phone" in speech.files else None
         names = json.loads((root / "speech.json").read_text())["voices"]
         return cls(root, int(faces.get("size", 256)), faces.get("identities", []), landmarks, **arrays, voice_names=names)
 

@@ -90,19 +90,6 @@ ARPABET = {
 
 BILABIAL_IPA = {"p", "b", "m"}
 
-# Phone classes by what the lips and the front of the mouth do, an auxiliary target of `train-audio`: telling
-# a /b/ from a /d/ is telling the lips' closure from the tongue's. Vowels fall in by their `SYMBOLS` shape.
-PHONE_CLASSES = ("pause", "p b", "m", "f v", "t d", "th dh", "n ng", "s z", "sh zh ch", "k g x", "l j", "r w",
-                 "h", "open vowel", "mid vowel", "close vowel", "rounded vowel")
-_CONSONANT_CLASSES = {
-    "p b": "p b", "m": "m", "f v": "f v ɱ ʋ", "t d": "t d ʈ ɖ ɾ", "th dh": "θ ð", "n ng": "n ɳ ɲ ŋ",
-    "s z": "s z ts dz ɕ ʑ", "sh zh ch": "ʃ ʒ tʃ dʒ ʂ ʐ tɕ dʑ", "k g x": "k g ɡ q ɢ x ɣ χ ʁ ç ʝ",
-    "l j": "l ɫ ɭ ʎ ɬ j", "r w": "r ɹ ɻ ʀ w ʍ ɥ", "h": "h ɦ ʔ ħ ʕ",
-}
-_CLASS_OF = {symbol: PHONE_CLASSES.index(name) for name, members in _CONSONANT_CLASSES.items()
-             for symbol in members.split()}
-UNKNOWN_CLASS = -1  # a phone without a known symbol: left out of the loss
-
 
 def symbols(name: str) -> list[str]:
     """A phone name (IPA or ARPAbet) as the IPA symbols of `SYMBOLS`, in order (diphthongs and
@@ -127,20 +114,6 @@ def symbols(name: str) -> list[str]:
     return out
 
 
-def phone_class(symbol: str) -> int:
-    """Index in `PHONE_CLASSES` of an IPA symbol of `SYMBOLS` ("" is a pause); `UNKNOWN_CLASS` otherwise."""
-    if symbol == "":
-        return 0
-    if symbol in _CLASS_OF:
-        return _CLASS_OF[symbol]
-    if symbol not in SYMBOLS:
-        return UNKNOWN_CLASS
-    openness, spread, _ = SYMBOLS[symbol]
-    name = ("rounded vowel" if spread <= -0.3 else "open vowel" if openness >= 0.6
-            else "close vowel" if openness < 0.3 else "mid vowel")
-    return PHONE_CLASSES.index(name)
-
-
 @dataclass(frozen=True)
 class Target:
     start: float
@@ -148,7 +121,6 @@ class Target:
     openness: float
     spread: float
     kind: str
-    symbol: str = ""  # the IPA symbol: "" in a pause, "?" in a phone of no known symbol
 
 
 def targets(phones: list[Phone]) -> list[Target]:
@@ -158,24 +130,12 @@ def targets(phones: list[Phone]) -> list[Target]:
         if phone.name == SILENCE:
             out.append(Target(phone.start, phone.end, *_PAUSE_TARGET))
             continue
-        parts = symbols(phone.name) or ["?"]
-        step = (phone.end - phone.start) / len(parts)
-        for k, part in enumerate(parts):
-            openness, spread, kind = SYMBOLS.get(part, _UNKNOWN_TARGET)
-            out.append(Target(phone.start + k * step, phone.start + (k + 1) * step, openness, spread, kind,
-                              part if part in SYMBOLS else "?"))
+        parts = symbols(phone.name)
+        specs = [SYMBOLS[s] for s in parts] or [_UNKNOWN_TARGET]
+        step = (phone.end - phone.start) / len(specs)
+        for k, (openness, spread, kind) in enumerate(specs):
+            out.append(Target(phone.start + k * step, phone.start + (k + 1) * step, openness, spread, kind))
     return out
-
-
-def step_classes(phones: list[Phone], n_steps: int, rate: float) -> np.ndarray:
-    """(n_steps,) int8 `PHONE_CLASSES` index of the phone sounding at each step's time `k / rate`: a pause
-    where no phone does, `UNKNOWN_CLASS` in a phone whose symbol is not known."""
-    classes = np.zeros(n_steps, np.int8)
-    times = np.arange(n_steps) / rate
-    for target in targets(phones):
-        inside = (times >= target.start) & (times < target.end)
-        classes[inside] = phone_class(target.symbol)
-    return classes
 
 
 @dataclass

@@ -26,26 +26,16 @@ class VisemePredictor(nn.Module, HubModelMixin, library_name="dck-talking", lice
     """(B, 1, 80, 16) mel windows -> (B, 3) raw outputs: openness and spread (regressions, in the units
     of `data.visemes.track`: openness 0..1, spread -1..1) and the closed-lips logit. `mouth()` gives them
     as 0..1 values. `window_lead`: how many mel steps of sound before the frame's time its window
-    holds (0: the window starts at the frame, as `audio.window_starts` cuts it). `phone_classes` > 0
-    adds a linear head on the encoder's features that names the frame's phone class
-    (`data.visemes.PHONE_CLASSES`), a training target that makes the features tell a /b/ from a /d/."""
+    holds (0: the window starts at the frame, as `audio.window_starts` cuts it)."""
 
-    def __init__(self, hidden: int = 256, window_lead: int = 0, phone_classes: int = 0) -> None:
+    def __init__(self, hidden: int = 256, window_lead: int = 0) -> None:
         super().__init__()
         self.window_lead = window_lead
         self.audio_encoder = AudioEncoder()
         self.head = nn.Sequential(nn.Linear(FEATURE_DIM, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 3))
-        self.phone_head = nn.Linear(FEATURE_DIM, phone_classes) if phone_classes else None
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         return self.head(self.audio_encoder(mels))
-
-    def forward_with_phones(self, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3) raw mouth outputs and (B, phone_classes) phone-class logits from one pass of the encoder."""
-        if self.phone_head is None:
-            raise ValueError("this VisemePredictor has no phone head (phone_classes=0)")
-        features = self.audio_encoder(mels)
-        return self.head(features), self.phone_head(features)
 
     @torch.no_grad()
     def mouth(self, mels: torch.Tensor) -> torch.Tensor:
