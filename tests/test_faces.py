@@ -56,10 +56,13 @@ def test_tiles_cover_the_frame_with_overlap():
         starts = tile_starts(length)
         assert starts[0] == 0 and starts[-1] + min(TILE, length) == length
         assert all(0 < b - a <= 0.6 * TILE + 1 for a, b in zip(starts, starts[1:]))
-    # the finest level makes a 40 px face 14% of a 256 px tile; levels halve until the short side
+    # the finest level makes a 40 px face 14% of a 256 px tile; levels halve until a tile covers the short side
+    # and the levels reach the faces the whole-frame pass finds (14% of the long side)
     assert pyramid_scales(720, 1280) == pytest.approx([256 / (40 / 0.14), 128 / (40 / 0.14)])
-    assert pyramid_scales(200, 300) == []  # a small picture: the whole-frame pass finds 40 px faces
-    assert len(pyramid_scales(2160, 3840)) == 3
+    assert pyramid_scales(200, 280) == []  # a small picture: the whole-frame pass finds 40 px faces
+    assert len(pyramid_scales(1080, 1920)) == 3 and len(pyramid_scales(2160, 3840)) == 4
+    # a wide, short picture: the whole-frame pass sees it 1920 px wide, so faces under 269 px need tiles
+    assert pyramid_scales(281, 1920) == pytest.approx([256 / (40 / 0.14), 128 / (40 / 0.14), 64 / (40 / 0.14)])
 
 
 def test_one_face_seen_in_several_tiles_counts_once():
@@ -109,6 +112,17 @@ def test_a_4k_frame_and_faces_turned_45_degrees(finder, face_box):
         turned = paste_face(background(540, 960, 5), face_box, 110, (480, 270), angle=angle)
         found = finder.find(turned)
         assert len(found) == 1 and np.allclose(found[0].center, (480, 270), atol=20)
+
+
+def test_a_row_of_faces_in_a_wide_short_picture(finder, face_box):
+    """Eight portraits side by side, 4096x600, as `generate` scales a photo (to 1920 px wide): the faces are 86 px
+    wide, and the whole-frame pass, which sees the picture shrunk by its width, found none of them."""
+    truth = [(86, 120 + k * 240, 140 + 10 * (k % 2)) for k in range(8)]
+    picture = group(face_box, 281, 1920, truth, seed=6)
+    found = finder.find(picture)
+    assert len(found) == 8 and sorted(matches(found, truth)) == list(range(8))
+    with LandmarkDetector(video=False) as whole_frame:
+        assert whole_frame.detect(picture) == []
 
 
 @pytest.mark.parametrize("degrees", [30, 45])

@@ -51,12 +51,16 @@ def pyramid_scales(height: int, width: int, min_face: float = MIN_FACE) -> list[
 
     The finest level makes a ``min_face`` face ``SMALLEST_SHARE`` of a tile; each next level halves
     the scale (the detector's range spans more than a factor of 2), until one tile would cover the
-    frame's short side, where the whole-frame pass takes over.
+    frame's short side and the levels reach the faces the whole-frame pass finds. That pass sees the
+    frame shrunk by its long side: in a wide, short picture (a panorama, a row of portraits) it finds
+    nothing narrower than ``SMALLEST_SHARE`` of the width, however tall the faces are.
     """
     scales = []
     side = min_face / SMALLEST_SHARE  # a tile's side in frame pixels
-    while side < min(height, width):
+    reach = min_face  # the widest face the levels so far find wherever it is (one that fits in a tile)
+    while side < min(height, width) or reach < SMALLEST_SHARE * max(height, width):
         scales.append(TILE / side)
+        reach = TILE_OVERLAP * side
         side *= 2
     return scales
 
