@@ -404,10 +404,12 @@ def find_faces(face: str | Path, photo_size: int | None = PHOTO_SIZE) -> FacesFo
 
 
 def load_speech(path: str | Path) -> np.ndarray:
-    """Load audio for lip sync: 16 kHz mono, and an `InputError` for empty or silent sound."""
+    """Load audio for lip sync: 16 kHz mono, and an `InputError` for empty, broken or silent sound."""
     wav = audio_lib.load_audio(path)
     if len(wav) == 0:
         raise InputError(path, "audio stream is empty")
+    if not np.isfinite(wav).all():  # a float WAV can hold them; every later step would fail on them
+        raise InputError(path, "audio holds samples that are not numbers (NaN or infinite)")
     if float(np.abs(wav).max()) < SILENCE_PEAK:
         raise InputError(path, "audio is silent")
     return wav
