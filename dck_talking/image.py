@@ -26,6 +26,8 @@ def is_image(path: str | Path) -> bool:
         with Image.open(path, formats=_PHOTO_FORMATS) as image:
             # An MPO is a camera JPEG carrying extra preview pictures, still a photo.
             return image.format == "MPO" or not getattr(image, "is_animated", False)
+    except Image.DecompressionBombError:  # a picture, too large: `read_image` says so (the video reader
+        return True  # would decode it at full size, every frame, until memory ran out)
     except _PILLOW_ERRORS:
         return False
 

@@ -369,6 +369,17 @@ def test_is_image_reads_content_not_extension(tmp_path, clip):
     assert read_image(tmp_path / "photo.mp4").shape == (8, 8, 3)
 
 
+def test_a_photo_too_large_to_read_is_a_photo_and_a_one_line_error(tmp_path, monkeypatch):
+    """Pillow refuses pictures over twice `MAX_IMAGE_PIXELS` (179 M by default) as possible decompression bombs; a
+    192 MP photo was then taken for a video, decoded at full size for every frame, and the process ran out of
+    memory. Here the limit is lowered to 32 pixels instead of writing 192 MP."""
+    halves(8, 16, (255, 0, 0), (0, 255, 0)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 32)
+    assert is_image(tmp_path / "big.png")
+    with pytest.raises(InputError, match=r"big\.png: not a readable image \(Image size \(128 pixels\) exceeds limit"):
+        read_image(tmp_path / "big.png", max_side=1920)
+
+
 def test_start_seeks_to_the_same_frames(tmp_path):
     path = make_clip(tmp_path / "gop.mp4", n=60, gop=12)
     frames = list(iter_frames(path))
