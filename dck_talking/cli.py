@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="lip-sync a face video or photo to a speech recording")
     generate.add_argument("--face", required=True, help="face video (any format FFmpeg reads) or photo")
     generate.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound is used")
-    generate.add_argument("--out", required=True, help="output video (.mp4)")
+    generate.add_argument("--out", required=True, help="output video (.mp4; .mov, .mkv and .m4v work too)")
     generate.add_argument("--checkpoint", help="checkpoint folder or Hugging Face Hub repo id")
     generate.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     generate.add_argument("--length", default="pingpong", choices=POLICIES,

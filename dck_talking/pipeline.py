@@ -164,13 +164,12 @@ class TalkingFacePipeline:
         `show_mask` puts the attention mask, as pasted, to the right of each frame (the video is
         twice as wide)."""
         from .image import is_image, read_image
-        from .video import VideoWriter, count_frames, iter_frames, iter_frames_at, probe
+        from .video import VideoWriter, check_output, count_frames, iter_frames, iter_frames_at, probe
 
         if length not in POLICIES:
             raise ValueError(f"unknown length policy {length!r}; choose from {', '.join(POLICIES)}")
         face, audio, output = Path(face), Path(audio), Path(output)
-        if not output.parent.is_dir():
-            raise InputError(output, f"output folder {output.parent} does not exist")
+        check_output(output)  # before any work
         wav = load_speech(audio)
         photo = is_image(face)
         if photo:

@@ -174,6 +174,22 @@ def iter_frames_at(path: str | Path, indices: Iterable[int], fps: Fraction | flo
         yield cache[index].copy()
 
 
+#: Containers that hold H.264 video with AAC sound, by file extension.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+
+
+def check_output(path: Path) -> None:
+    """Raise `InputError` naming `path` unless a video can be written there: a file name whose extension
+    is one of `VIDEO_SUFFIXES`, in a folder that exists."""
+    if path.name in ("", ".", "..") or path.is_dir():
+        raise InputError(path, "is a folder; give the video's file name, such as out.mp4")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        kind = f"a {path.suffix} file" if path.suffix else "a file without an extension"
+        raise InputError(path, f"cannot write H.264 video to {kind}: name it {', '.join(VIDEO_SUFFIXES)}")
+    if not path.parent.is_dir():
+        raise InputError(path, f"output folder {path.parent} does not exist")
+
+
 class VideoWriter:
     """Encode RGB frames to H.264 (yuv420p) with optional mono AAC audio; use as a context manager.
 
@@ -203,8 +219,7 @@ class VideoWriter:
         preset: str = PRESET,
     ) -> None:
         self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise InputError(self.path, f"output folder {self.path.parent} does not exist")
+        check_output(self.path)
         if width <= 0 or height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
         if audio is not None and np.ndim(audio) != 1:

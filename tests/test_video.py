@@ -237,11 +237,23 @@ def test_writer_missing_output_folder(tmp_path):
     assert not (tmp_path / "missing").exists()
 
 
-def test_writer_unknown_output_format(tmp_path):
-    with pytest.raises(InputError, match="cannot create output video"):
-        with VideoWriter(tmp_path / "out.nosuchformat", W, H, 25):
-            pass
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize(("name", "problem"), [
+    ("out.gif", "cannot write H.264 video to a .gif file: name it .mp4, .mov, .mkv, .m4v"),
+    ("out.nosuchformat", "cannot write H.264 video to a .nosuchformat file: name it .mp4, .mov, .mkv, .m4v"),
+    ("out", "cannot write H.264 video to a file without an extension: name it .mp4, .mov, .mkv, .m4v"),
+    (".", "is a folder; give the video's file name, such as out.mp4"),
+    ("folder", "is a folder; give the video's file name, such as out.mp4"),
+])
+def test_writer_refuses_an_output_it_cannot_write(tmp_path, monkeypatch, name, problem):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(InputError) as raised:
+        VideoWriter(Path(name), W, H, 25)
+    assert str(raised.value) == f"{name}: {problem}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+    with VideoWriter(tmp_path / "OUT.MKV", W, H, 25) as writer:  # any case; Matroska holds H.264 too
+        writer.write(pattern(0))
+    assert count_frames(tmp_path / "OUT.MKV") == 1
 
 
 # --- bad input -----------------------------------------------------------------------------
