@@ -299,6 +299,23 @@ def _checked(convert: Callable[[str], float], accept: Callable[[float], bool], w
 _pixels_or_zero = _checked(int, lambda v: v >= 0, "0 or a positive number of pixels")  # a size, or 0 for "keep"
 _index = _checked(int, lambda v: v >= 0, "0 or a positive whole number")
 _positive_float = _checked(float, lambda v: v > 0, "a positive number")
+_positive_int = _checked(int, lambda v: v > 0, "a positive whole number")
+
+
+def _device(text: str) -> str:
+    """An argparse type: a torch device this machine has (cpu, cuda, cuda:N, mps), else a one-line error."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or mps, got {text}") from None
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        build = "" if torch.version.cuda else " (this PyTorch is a CPU build)"
+        raise argparse.ArgumentTypeError(f"{text}: no such CUDA GPU here{build}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: Apple's MPS is not available here")
+    return text
 KEEP_MOUTH = "feed the network the face's own mouth as it is (by default an open mouth is closed first)"
 
 
@@ -318,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--checkpoint", help="checkpoint folder or Hub repo id (default: $DCK_CHECKPOINT, else bundled)")
     sync.add_argument("--max-delay", type=int, default=5, help="largest delay tried, in video frames")
     sync.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
-    sync.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    sync.add_argument("--device", type=_device, help="cuda, mps or cpu (default: the best available)")
     sync.set_defaults(func=_sync)
 
     lip_phones = commands.add_parser("lip-phones", help="rendered lips against the phones of held-out human recordings: "
@@ -329,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     lip_phones.add_argument("--checkpoint", action="append", help="[NAME=]folder or repo id (repeatable; default: bundled)")
     lip_phones.add_argument("--baseline", action="store_true", help="add the network-free baseline (drawn visemes)")
     lip_phones.add_argument("--per-voice", type=int, default=2, help="recordings of each held-out voice")
-    lip_phones.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    lip_phones.add_argument("--device", type=_device, help="cuda, mps or cpu (default: the best available)")
     lip_phones.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
     lip_phones.set_defaults(func=_lip_phones)
 
@@ -346,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--recordings", type=int, default=3, help="recordings each face speaks per grid cell")
     card.add_argument("--videos", help="keep the rendered videos in this folder (a subfolder per model)")
     card.add_argument("--table-one", action="store_true", help="only Table I: no grids, no videos (minutes)")
-    card.add_argument("--device")
+    card.add_argument("--device", type=_device)
     card.add_argument("--seed", type=int, default=0)
     card.set_defaults(func=_scorecard)
 
@@ -360,17 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="lip-sync the bundled example photo to the bundled speech (demo.mp4)")
     demo.add_argument("--out", default="demo.mp4", help="output video (default: demo.mp4 here)")
     demo.add_argument("--checkpoint", help="checkpoint folder or Hub repo id (default: $DCK_CHECKPOINT, else bundled)")
-    demo.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    demo.add_argument("--device", type=_device, help="cuda, mps or cpu (default: the best available)")
     demo.set_defaults(func=_demo)
 
     bench = commands.add_parser("bench", help="measure model throughput (ms/frame, frames/s) as a table")
     bench.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
-    bench.add_argument("--batch-sizes", nargs="+", type=int,
+    bench.add_argument("--batch-sizes", nargs="+", type=_positive_int,
                        help=f"default: {' '.join(map(str, BATCH_SIZES))}; with --pipeline the first one "
                             f"(default: the pipeline's own, {BATCH_SIZE})")
     bench.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default: fp32 bf16 (CPU), fp32 fp16 bf16 (GPU); with --pipeline the first "
                        "one (default: the pipeline's own choice for the device)")
-    bench.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    bench.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
     bench.add_argument("--seconds", type=float, default=2.0, help="time spent on each row, at least 2 calls")
     bench.add_argument("--pipeline", action="store_true",
                        help="end-to-end frames/s on made-up 720p/1080p videos, split by stage, for a first "
@@ -385,16 +402,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--audio", required=True, help="speech: any audio file, or a video whose sound is used")
     generate.add_argument("--out", required=True, help="output video (.mp4; .mov, .mkv and .m4v work too)")
     generate.add_argument("--checkpoint", help="checkpoint folder or Hugging Face Hub repo id")
-    generate.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    generate.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
     generate.add_argument("--length", default="pingpong", choices=POLICIES,
                           help="how a video shorter than the audio is extended (default: pingpong)")
     generate.add_argument("--face-index", type=_index, default=0,
                           help="which face when there are several: 0 = the largest (`dck-talking faces FILE` "
                                "numbers them)")
-    generate.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+    generate.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE,
                           help=f"frames per model call (default: {BATCH_SIZE})")
     generate.add_argument("--keep-mouth", action="store_true", help=KEEP_MOUTH)
-    generate.add_argument("--fps", type=float, default=25.0, help="frame rate of the video made from a photo")
+    generate.add_argument("--fps", type=_positive_float, default=25.0, help="frame rate of the video made from a photo")
     generate.add_argument("--photo-size", type=_pixels_or_zero, default=PHOTO_SIZE,
                           help="a photo larger than this many pixels on its long side is scaled down to it (0: keep)")
     generate.set_defaults(func=_generate)
@@ -410,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     app = commands.add_parser("app", help="serve the Gradio web demo (the Hugging Face Space) on this machine")
     app.add_argument("--checkpoint", help="checkpoint folder or Hugging Face Hub repo id "
                                           "(default: $DCK_CHECKPOINT, else an untrained model)")
-    app.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    app.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
     app.add_argument("--host", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)")
     app.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")
     app.set_defaults(func=_app)
@@ -480,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder: checkpoints, TensorBoard logs")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     train.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the final model with its metrics")
-    train.add_argument("--steps", type=int, default=20000)
-    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--steps", type=_positive_int, default=20000)
+    train.add_argument("--batch-size", type=_positive_int, default=8)
     train.add_argument("--grad-accum", type=int, default=1)
     train.add_argument("--lr", type=float, default=2e-4)
     train.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
@@ -573,8 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "augmentation); several packs give equal shares of the windows")
     train_audio.add_argument("--out", required=True, help="folder for the VisemePredictor")
     train_audio.add_argument("--start", help="a VisemePredictor folder to continue from")
-    train_audio.add_argument("--steps", type=int, default=20000)
-    train_audio.add_argument("--batch-size", type=int, default=128)
+    train_audio.add_argument("--steps", type=_positive_int, default=20000)
+    train_audio.add_argument("--batch-size", type=_positive_int, default=128)
     train_audio.add_argument("--lr", type=float, default=1e-3)
     train_audio.add_argument("--window-lead", type=int,
                              help="mel steps of sound before the frame in its window (default: the --start model's, "
@@ -583,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_audio.add_argument("--closed-weight", type=_positive_float, default=0.5,
                              help="weight of the closed-lips loss (openness weighs 1, spread 0.5; default 0.5)")
     train_audio.add_argument("--workers", type=int, default=2)
-    train_audio.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    train_audio.add_argument("--device", type=_device, help="cuda, mps or cpu (default: the best available)")
     train_audio.add_argument("--seed", type=int, default=0)
     train_audio.set_defaults(func=_train_audio)
 
@@ -604,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--baseline", action="store_true",
                           help="add the network-free baseline: the predicted visemes drawn onto each face")
     evaluate.add_argument("--pairs", type=int, default=256)
-    evaluate.add_argument("--device")
+    evaluate.add_argument("--device", type=_device)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(func=_evaluate)
     return parser

@@ -204,6 +204,21 @@ def test_cli_reports_errors_without_traceback(clip, tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    (["--device", "cuda:99"], "argument --device: cuda:99: no such CUDA GPU here"),
+    (["--device", "gpu"], "argument --device: must be cpu, cuda or mps, got gpu"),
+    (["--batch-size", "0"], "argument --batch-size: must be a positive whole number, got 0"),
+    (["--fps", "0"], "argument --fps: must be a positive number, got 0"),
+])
+def test_cli_refuses_options_it_cannot_use_before_any_work(clip, tmp_path, capsys, option, message):
+    """--device cuda on a CPU build was an AssertionError from torch; --batch-size 0 said "no face found"."""
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SystemExit) as exited:
+        main(["generate", "--face", str(clip), "--audio", str(SPEECH), "--out", str(out), *option])
+    assert exited.value.code == 2 and not out.exists()
+    assert message in capsys.readouterr().err
+
+
 def test_cli_error_midway_starts_a_line_of_its_own(clip, tmp_path, capsys, monkeypatch):
     """The progress bar is closed before the error is printed, not run into it."""
     write = VideoWriter.write
