@@ -316,6 +316,8 @@ def _device(text: str) -> str:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise argparse.ArgumentTypeError(f"{text}: Apple's MPS is not available here")
     return text
+
+
 KEEP_MOUTH = "feed the network the face's own mouth as it is (by default an open mouth is closed first)"
 
 
