@@ -304,17 +304,12 @@ _positive_int = _checked(int, lambda v: v > 0, "a positive whole number")
 
 def _device(text: str) -> str:
     """An argparse type: a torch device this machine has (cpu, cuda, cuda:N, mps), else a one-line error."""
-    import torch
+    from .pipeline import check_device
 
     try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"must be cpu, cuda or mps, got {text}") from None
-    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        build = "" if torch.version.cuda else " (this PyTorch is a CPU build)"
-        raise argparse.ArgumentTypeError(f"{text}: no such CUDA GPU here{build}")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{text}: Apple's MPS is not available here")
+        check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return text
 
 

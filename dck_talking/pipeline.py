@@ -94,6 +94,20 @@ class Summary:
                 f"{self.passed_through} passed through unchanged; {self.fps_achieved:.1f} frames/s")
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device this machine has, else a ValueError saying what is missing."""
+    try:
+        checked = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{device}: not a device (cpu, cuda, cuda:N or mps)") from None
+    if checked.type == "cuda" and not (torch.cuda.is_available() and (checked.index or 0) < torch.cuda.device_count()):
+        build = "" if torch.version.cuda else " (this PyTorch is a CPU build)"
+        raise ValueError(f"{device}: no such CUDA GPU here{build}")
+    if checked.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{device}: Apple's MPS is not available here")
+    return checked
+
+
 def default_device() -> torch.device:
     """CUDA, then Apple MPS, then the CPU."""
     if torch.cuda.is_available():
@@ -140,7 +154,9 @@ class TalkingFacePipeline:
     def __init__(self, model: DCKTalker | None = None, device: str | torch.device | None = None,
                  batch_size: int = BATCH_SIZE, dtype: torch.dtype | None = None, feather: float = 8.0,
                  close_mouth: bool = True) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.device = check_device(device) if device is not None else default_device()
         self.dtype = dtype or default_dtype(self.device)
         model = model if model is not None else DCKTalker.from_pretrained()  # the bundled default
         self.model = model.eval().to(self.device)

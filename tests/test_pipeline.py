@@ -206,7 +206,7 @@ def test_cli_reports_errors_without_traceback(clip, tmp_path, capsys):
 
 @pytest.mark.parametrize(("option", "message"), [
     (["--device", "cuda:99"], "argument --device: cuda:99: no such CUDA GPU here"),
-    (["--device", "gpu"], "argument --device: must be cpu, cuda or mps, got gpu"),
+    (["--device", "gpu"], "argument --device: gpu: not a device (cpu, cuda, cuda:N or mps)"),
     (["--batch-size", "0"], "argument --batch-size: must be a positive whole number, got 0"),
     (["--fps", "0"], "argument --fps: must be a positive number, got 0"),
 ])
@@ -217,6 +217,13 @@ def test_cli_refuses_options_it_cannot_use_before_any_work(clip, tmp_path, capsy
         main(["generate", "--face", str(clip), "--audio", str(SPEECH), "--out", str(out), *option])
     assert exited.value.code == 2 and not out.exists()
     assert message in capsys.readouterr().err
+
+
+def test_pipeline_refuses_a_device_it_does_not_have_and_an_empty_batch():
+    with pytest.raises(ValueError, match=r"^cuda:99: no such CUDA GPU here"):
+        TalkingFacePipeline(device="cuda:99")
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        TalkingFacePipeline(batch_size=0)
 
 
 def test_cli_error_midway_starts_a_line_of_its_own(clip, tmp_path, capsys, monkeypatch):
