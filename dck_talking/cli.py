@@ -426,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default: $DCK_CHECKPOINT, else an untrained model)")
     app.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
     app.add_argument("--host", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)")
-    app.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")
+    app.add_argument("--port", type=_checked(int, lambda v: 0 < v < 65536, "a port number, 1 to 65535"),
+                     help="port (default: 7860, or the next free one)")
     app.set_defaults(func=_app)
 
     prepare = commands.add_parser("prepare", help="talking-face videos with sound -> training clips (crops, mel, lips)")

@@ -346,6 +346,12 @@ def test_synth_leaves_out_recordings_that_are_not_speech(tmp_path):
         plan([FACE], speech=[tmp_path / "modem.wav"])
 
 
+def test_synth_says_why_no_face_source_can_be_read(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a face")
+    with pytest.raises(DCKError, match=r"face sources can be read\n  .*notes\.txt: not a readable media file"):
+        plan([tmp_path / "notes.txt"], speech=[SPEECH])
+
+
 def test_synth_options_given_twice_add_up():
     args = build_parser().parse_args(["synth", "--faces", "a.jpg", "--faces", "b.jpg", "--speech", "x.wav",
                                       "--speech", "y.wav", "z.wav", "--out", "o"])

@@ -219,6 +219,12 @@ def test_cli_refuses_options_it_cannot_use_before_any_work(clip, tmp_path, capsy
     assert message in capsys.readouterr().err
 
 
+def test_cli_app_refuses_a_port_out_of_range(capsys):
+    with pytest.raises(SystemExit):
+        main(["app", "--port", "99999"])  # was socket's OverflowError traceback
+    assert "argument --port: must be a port number, 1 to 65535, got 99999" in capsys.readouterr().err
+
+
 def test_pipeline_refuses_a_device_it_does_not_have_and_an_empty_batch():
     with pytest.raises(ValueError, match=r"^cuda:99: no such CUDA GPU here"):
         TalkingFacePipeline(device="cuda:99")

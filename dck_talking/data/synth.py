@@ -484,7 +484,7 @@ def plan(faces, speech=None, text=None, groups: int = 8, speeches_per_group: int
         except DCKError as exc:
             bad.append(GroupResult("-", str(face), "skipped", str(exc)))
     if not sources:
-        raise DCKError("none of the face sources can be read")
+        raise DCKError("none of the face sources can be read" + "".join(f"\n  {r.reason}" for r in bad))
     tasks = []
     uses: dict[str, int] = {}
     for g in range(groups):
