@@ -300,6 +300,7 @@ _pixels_or_zero = _checked(int, lambda v: v >= 0, "0 or a positive number of pix
 _index = _checked(int, lambda v: v >= 0, "0 or a positive whole number")
 _positive_float = _checked(float, lambda v: v > 0, "a positive number")
 _positive_int = _checked(int, lambda v: v > 0, "a positive whole number")
+_port = _checked(int, lambda v: 0 < v < 65536, "a port number, 1 to 65535")
 
 
 def _device(text: str) -> str:
@@ -426,8 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default: $DCK_CHECKPOINT, else an untrained model)")
     app.add_argument("--device", type=_device, help="cpu, cuda or mps (default: the best available)")
     app.add_argument("--host", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)")
-    app.add_argument("--port", type=_checked(int, lambda v: 0 < v < 65536, "a port number, 1 to 65535"),
-                     help="port (default: 7860, or the next free one)")
+    app.add_argument("--port", type=_port, help="port (default: 7860, or the next free one)")
     app.set_defaults(func=_app)
 
     prepare = commands.add_parser("prepare", help="talking-face videos with sound -> training clips (crops, mel, lips)")
