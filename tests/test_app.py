@@ -175,6 +175,9 @@ def test_browser_uploads_generates_and_plays(url, tmp_path):
             page.locator("#face-photo input[type=file]").set_input_files(str(two))
             page.locator("#faces-note", has_text="2 faces found").wait_for()  # the faces, numbered
             picture = page.locator("#faces img")
+            # The note can come before the picture has loaded (naturalWidth 0, and its box not yet laid out).
+            page.wait_for_function("() => { const img = document.querySelector('#faces img');"
+                                   " return img !== null && img.complete && img.naturalWidth > 0; }")
             shown = picture.bounding_box()
             natural = picture.evaluate("img => [img.naturalWidth, img.naturalHeight]")
             scale = min(shown["width"] / natural[0], shown["height"] / natural[1])  # drawn to fit, centred
